@@ -1,0 +1,99 @@
+"""The one store interface the services call.
+
+Usage: ``store.run(fn)`` runs ``fn(tx)`` in one write transaction and returns
+its result; transient lock/serialization conflicts are retried with backoff
+and, if they persist, surface as errors.StoreBusy (UNAVAILABLE, retryable).
+``store.read(fn)`` does the same for read-only work. Both are synchronous;
+asyncio services call them through ``await store.arun(fn)`` / ``store.aread``,
+which run on a dedicated thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from services.common.states import MissionState, SessionStatus
+from services.common.store.records import EventRecord, MissionRecord, NewEvent, SessionRecord
+
+T = TypeVar("T")
+
+
+class Tx(Protocol):
+    # --- sessions ---------------------------------------------------------
+    def get_session(self, vp_id: str, *, for_update: bool = False) -> SessionRecord | None: ...
+    def insert_session(self, record: SessionRecord) -> None: ...
+    def update_session(self, record: SessionRecord) -> None: ...
+    def list_sessions(
+        self,
+        *,
+        statuses: Sequence[SessionStatus] = (),
+        vp_id_prefix: str = "",
+        after_vp_id: str = "",
+        limit: int = 100,
+    ) -> list[SessionRecord]:
+        """Ordered by vp_id; keyset pagination with after_vp_id."""
+        ...
+
+    def sessions_with_status(self, statuses: Sequence[SessionStatus]) -> list[SessionRecord]: ...
+
+    # --- missions ---------------------------------------------------------
+    def get_mission(self, mission_id: str, *, for_update: bool = False) -> MissionRecord | None: ...
+    def get_mission_by_idempotency_key(self, key: str) -> MissionRecord | None: ...
+    def insert_mission(self, record: MissionRecord) -> None:
+        """Raises errors.IdempotencyConflict if the idempotency key is taken."""
+        ...
+
+    def update_mission(self, record: MissionRecord) -> None: ...
+    def list_missions(
+        self,
+        *,
+        vp_id: str = "",
+        states: Sequence[MissionState] = (),
+        source_session_id: str = "",
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[MissionRecord]:
+        """Ordered by (created_at, mission_id); keyset pagination with after."""
+        ...
+
+    def next_queued(self, lane: str, limit: int) -> list[MissionRecord]:
+        """QUEUED missions of a lane, highest priority first, then oldest."""
+        ...
+
+    def count_missions(self, lane: str, states: Sequence[MissionState]) -> int: ...
+    def missions_in_states(self, states: Sequence[MissionState], *, lane: str = "") -> list[MissionRecord]: ...
+    def missions_past_deadline(self, now: datetime, states: Sequence[MissionState]) -> list[MissionRecord]: ...
+
+    # --- events -----------------------------------------------------------
+    def append_event(self, event: NewEvent) -> EventRecord:
+        """event_id strictly increases per store and ids become visible in
+        commit order, so a reader polling after_id never skips one."""
+        ...
+
+    def events_after(
+        self,
+        after_id: int,
+        *,
+        mission_id: str = "",
+        vp_id: str = "",
+        event_types: Sequence[str] = (),
+        limit: int = 500,
+    ) -> list[EventRecord]: ...
+
+    def last_event_id(self) -> int: ...
+
+    # --- consumer cursors -------------------------------------------------
+    def get_cursor(self, consumer: str) -> int | None: ...
+    def set_cursor(self, consumer: str, event_id: int, updated_at: datetime) -> None: ...
+
+
+class Store(Protocol):
+    url: str
+
+    def run(self, fn: Callable[[Tx], T]) -> T: ...
+    def read(self, fn: Callable[[Tx], T]) -> T: ...
+    async def arun(self, fn: Callable[[Tx], T]) -> T: ...
+    async def aread(self, fn: Callable[[Tx], T]) -> T: ...
+    def close(self) -> None: ...

@@ -1,0 +1,87 @@
+"""Plain records the store reads and writes. Services work with these, never
+with ORM rows or SQL. Every datetime is timezone-aware UTC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.common.states import MissionState, SessionStatus
+
+
+@dataclass
+class SessionRecord:
+    vp_id: str
+    session_id: str
+    workspace_dir: str
+    status: SessionStatus
+    runtime_id: str = ""
+    lease_owner: str = ""
+    lease_epoch: int = 0
+    lease_expires_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+    last_error: str = ""
+    # When the session entered its current status (sweeper grace is measured from it).
+    status_changed_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class MissionRecord:
+    mission_id: str
+    vp_id: str
+    mission_type: str
+    objective: str
+    state: MissionState
+    # The full MissionEnvelope as a JSON-ready dict (protobuf JSON mapping).
+    envelope: dict[str, Any]
+    # Lane that executes the result of record; "" when handed back to the caller.
+    lane: str = ""
+    idempotency_key: str | None = None
+    # Hash of the canonical envelope, to tell a replay from a conflicting reuse of a key.
+    envelope_hash: str = ""
+    priority: int = 0
+    attempt: int = 0
+    max_attempts: int = 1
+    route: dict[str, Any] = field(default_factory=dict)
+    result_ref: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    summary: str = ""
+    source_session_id: str = ""
+    deadline: datetime | None = None
+    run_id: str = ""
+    session_id: str = ""
+    lease_epoch: int = 0
+    worker_owner: str = ""
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+    shadow_of_mission_id: str = ""
+    shadow: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass
+class EventRecord:
+    event_id: int
+    mission_id: str
+    vp_id: str
+    event_type: str
+    payload: dict[str, Any]
+    emitted_at: datetime
+
+
+@dataclass
+class NewEvent:
+    """An event to append; the store assigns event_id."""
+
+    event_type: str
+    vp_id: str
+    emitted_at: datetime
+    mission_id: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
