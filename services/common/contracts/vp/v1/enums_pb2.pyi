@@ -78,6 +78,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_DEPENDENCY_UNAVAILABLE: _ClassVar[ErrorReason]
     ERROR_REASON_TOO_LARGE: _ClassVar[ErrorReason]
     ERROR_REASON_DRAINING: _ClassVar[ErrorReason]
+    ERROR_REASON_NO_ARTIFACTS: _ClassVar[ErrorReason]
 MISSION_STATE_UNSPECIFIED: MissionState
 MISSION_STATE_QUEUED: MissionState
 MISSION_STATE_RUNNING: MissionState
@@ -129,3 +130,4 @@ ERROR_REASON_STORE_BUSY: ErrorReason
 ERROR_REASON_DEPENDENCY_UNAVAILABLE: ErrorReason
 ERROR_REASON_TOO_LARGE: ErrorReason
 ERROR_REASON_DRAINING: ErrorReason
+ERROR_REASON_NO_ARTIFACTS: ErrorReason

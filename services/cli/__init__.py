@@ -1,0 +1,1 @@
+"""vpctl, the operator CLI of VP Mission Control (see services.cli.main)."""

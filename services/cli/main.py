@@ -1,0 +1,213 @@
+"""vpctl: operate VP Mission Control from a shell.
+
+    vpctl dispatch --vp-id vp.coder.primary --type code --objective "fix the flaky test" --wait
+    vpctl list --state running
+    vpctl events --consumer ops --follow
+
+Exit codes (scripts may rely on them):
+  0  success (wait / dispatch --wait: the mission COMPLETED)
+  1  the mission ended not completed (FAILED, CANCELLED, TIMED_OUT, BLOCKED),
+     or the dispatch fell back to the caller
+  2  usage error or INVALID_ARGUMENT
+  3  not found (NOT_FOUND)
+  4  conflict (ALREADY_EXISTS, FAILED_PRECONDITION)
+  5  unavailable or timed out (UNAVAILABLE, DEADLINE_EXCEEDED, wait timed out)
+  6  any other error
+Errors are one line on stderr: code, reason, field violations; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+
+from services.cli import exit_codes
+from services.client import ClientError
+from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
+from services.common.logging_setup import configure_logging
+
+log = logging.getLogger("vpctl")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in help, epilog (exit codes) kept as written."""
+
+
+def _label(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, val
+
+
+def _json_object(value: str) -> dict:
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return data
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    # Accepted after the subcommand too; SUPPRESS keeps a global --json intact.
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output: protobuf JSON, one object per line")
+
+
+def build_parser() -> EnvArgumentParser:
+    parser = EnvArgumentParser(prog="vpctl", description="Operate VP Mission Control: dispatch, follow and "
+                               "inspect missions, sessions and events.", epilog=exit_codes.EPILOG,
+                               formatter_class=_Formatter)
+    parser.add_env_argument("--dispatcher", env="VP_DISPATCHER_ADDR", default=f"{DEFAULT_HOST}:50052",
+                            type=host_port, metavar="HOST:PORT", help="MissionControl (dispatcher) address")
+    parser.add_env_argument("--registry", env="VP_REGISTRY_ADDR", default=f"{DEFAULT_HOST}:50051",
+                            type=host_port, metavar="HOST:PORT", help="SessionRegistry address")
+    parser.add_env_argument("--timeout", env="VPCTL_TIMEOUT", default=10.0, type=positive_float, metavar="S",
+                            help="deadline of each call in seconds (waits and followed streams run longer)")
+    parser.add_env_argument("--log-level", env="VPCTL_LOG_LEVEL", default="WARNING",
+                            help="log level of client diagnostics (retries) on stderr")
+    parser.add_argument("--json", action="store_true", default=False,
+                        help="machine-readable output: protobuf JSON, one object per line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=exit_codes.EPILOG,
+                           formatter_class=_Formatter)
+        _add_json(p)
+        return p
+
+    p = command("dispatch", "dispatch a mission (with --wait: follow its progress until it ends)")
+    p.add_argument("--vp-id", required=True, help="requested lane, e.g. vp.coder.primary")
+    p.add_argument("--type", required=True, help="mission type, e.g. code, task, research")
+    p.add_argument("--objective", required=True, help="what to do, in natural language")
+    p.add_argument("--idempotency-key", help="same key returns the same mission (default: generated)")
+    p.add_argument("--target-path", help="absolute path the mission may write to")
+    p.add_argument("--priority", type=int, default=0, help="higher runs first within a lane")
+    p.add_argument("--max-attempts", type=_non_negative_int, default=0, help="total attempts; 0: server default")
+    p.add_argument("--label", type=_label, action="append", metavar="KEY=VALUE", help="label (repeatable)")
+    p.add_argument("--constraints", type=_json_object, metavar="JSON", help="constraints as a JSON object")
+    p.add_argument("--deadline-seconds", type=positive_float, metavar="S", help="deadline S seconds from now")
+    p.add_argument("--budget-seconds", type=positive_float, metavar="S", help="run-time budget of one attempt")
+    p.add_argument("--wait", action="store_true", help="show live progress until the mission ends")
+    p.add_argument("--wait-timeout", type=_non_negative_float, metavar="S",
+                   help="with --wait: give up after S seconds (exit 5); default: no limit")
+
+    p = command("get", "show one mission")
+    p.add_argument("mission_id", metavar="MISSION_ID")
+
+    p = command("list", "list missions")
+    p.add_argument("--vp-id", help="only this lane")
+    p.add_argument("--state", action="append", metavar="STATE",
+                   help="only this state (repeatable): queued, running, blocked, completed, failed, cancelled, "
+                        "timed_out")
+    p.add_argument("--source-session", metavar="SESSION_ID", help="only missions from this session")
+    p.add_argument("--limit", type=_positive_int, help="at most this many")
+
+    p = command("wait", "wait until a mission ends; exit 0 only if it COMPLETED")
+    p.add_argument("mission_id", metavar="MISSION_ID")
+    p.add_argument("--timeout", dest="wait_timeout", type=_non_negative_float, metavar="S",
+                   help="give up after S seconds (exit 5); default: no limit")
+
+    p = command("cancel", "cancel a mission")
+    p.add_argument("mission_id", metavar="MISSION_ID")
+    p.add_argument("--reason", default="", help="why, recorded with the cancel")
+
+    p = command("artifacts", "list, print or download a mission's result artifacts")
+    p.add_argument("mission_id", metavar="MISSION_ID")
+    p.add_argument("--path", metavar="P", help="one file (relative path); printed unless --out is given")
+    p.add_argument("--out", metavar="DIR", help="write the files into DIR (never outside it)")
+
+    p = command("sessions", "list VP sessions (from the registry)")
+    p.add_argument("--stale", action="store_true", help="only stale sessions (lease expired or heartbeat overdue)")
+    p.add_argument("--status", action="append", metavar="STATUS",
+                   help="only this effective status (repeatable): idle, active, paused, degraded, recovering, "
+                        "retired")
+    p.add_argument("--vp-prefix", metavar="PREFIX", help="only vp_ids starting with PREFIX")
+    p.add_argument("--limit", type=_positive_int, help="at most this many")
+
+    p = command("events", "print mission/session events after a cursor")
+    p.add_argument("--after", type=_non_negative_int, default=0, metavar="N",
+                   help="events with id > N (0 with --consumer: resume from its stored cursor)")
+    p.add_argument("--consumer", metavar="NAME",
+                   help="named consumer: its cursor is committed after each printed event, so a restart resumes")
+    p.add_argument("--mission-id", help="only this mission")
+    p.add_argument("--vp-id", help="only this lane")
+    p.add_argument("--type", action="append", metavar="EVENT_TYPE", help="only this event type (repeatable)")
+    p.add_argument("--follow", action="store_true", help="keep following new events")
+
+    p = command("up", "start the embedded stack (registry, dispatcher, two workers on SQLite)")
+    p.add_argument("--data-dir", metavar="DIR", default=".vp", help="where the stack keeps its state")
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors exit 2 here
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return exit_codes.USAGE
+    try:
+        configure_logging(args.log_level)
+    except ValueError:
+        parser.error(f"invalid --log-level {args.log_level!r}")
+    if args.command == "up":
+        from services.cli.up import run_up
+
+        return run_up(args)
+    from services.cli.commands import run_command
+
+    try:
+        return asyncio.run(run_command(args))
+    except ClientError as error:
+        print(f"vpctl: {_one_line(error.summary())}", file=sys.stderr)
+        return exit_codes.for_status(error.code)
+    except KeyboardInterrupt:
+        print("vpctl: interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+    except BrokenPipeError:
+        # Output piped into e.g. `head` that exited: not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return exit_codes.OK
+    except OSError as error:
+        print(f"vpctl: {_one_line(error)}", file=sys.stderr)
+        return exit_codes.ERROR
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback
+        log.debug("unexpected error", exc_info=True)
+        print(f"vpctl: internal error: {_one_line(repr(error))}", file=sys.stderr)
+        return exit_codes.ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

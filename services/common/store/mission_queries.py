@@ -1,0 +1,154 @@
+"""Mission rows: the queue, the lifecycle and the listing views.
+
+A lane argument of "" means any lane; an empty states sequence means any state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, and_, func, insert, or_, select, update
+from sqlalchemy import exc as sa_exc
+
+from services.common.errors import IdempotencyConflict, MissionNotFound
+from services.common.states import MissionState
+from services.common.store.records import MissionRecord
+from services.common.store.schema import IDEMPOTENCY_CONSTRAINT, vp_missions
+from services.common.store.tx_base import TxBase, check_limit, require_set
+
+t = vp_missions
+_LISTING_ORDER = (t.c.created_at, t.c.mission_id)
+
+
+def _values(record: MissionRecord) -> dict[str, Any]:
+    require_set(record, "created_at", "updated_at")
+    values = asdict(record)
+    values["state"] = MissionState(record.state).value
+    return values
+
+
+def _record(row: Row[Any]) -> MissionRecord:
+    values = dict(row._mapping)
+    values["state"] = MissionState(values["state"])
+    return MissionRecord(**values)
+
+
+def _state_values(states: Sequence[MissionState]) -> list[str]:
+    return [MissionState(s).value for s in states]
+
+
+def _is_idempotency_violation(error: sa_exc.IntegrityError) -> bool:
+    diag = getattr(error.orig, "diag", None)
+    if diag is not None:  # PostgreSQL names the constraint
+        return getattr(diag, "constraint_name", None) == IDEMPOTENCY_CONSTRAINT
+    # SQLite only says "UNIQUE constraint failed: vp_missions.idempotency_key".
+    return "vp_missions.idempotency_key" in str(error.orig)
+
+
+class MissionQueries(TxBase):
+    def get_mission(self, mission_id: str, *, for_update: bool = False) -> MissionRecord | None:
+        query = select(t).where(t.c.mission_id == mission_id)
+        if for_update:
+            self._require_write("get_mission(for_update=True)")
+            query = query.with_for_update()
+        row = self._execute(query).first()
+        return None if row is None else _record(row)
+
+    def get_mission_by_idempotency_key(self, key: str) -> MissionRecord | None:
+        row = self._execute(select(t).where(t.c.idempotency_key == key)).first()
+        return None if row is None else _record(row)
+
+    def insert_mission(self, record: MissionRecord) -> None:
+        """Raises IdempotencyConflict if the idempotency key is taken; the
+        transaction stays usable (e.g. to load the mission holding the key)."""
+        self._require_write("insert_mission")
+        values = _values(record)
+        try:
+            # A failed statement aborts a whole PostgreSQL transaction; the
+            # savepoint confines the failure to this insert.
+            with self._conn.begin_nested():
+                self._execute(insert(t).values(values))
+        except sa_exc.IntegrityError as error:
+            if _is_idempotency_violation(error):
+                raise IdempotencyConflict(
+                    f"idempotency key {record.idempotency_key!r} is already used by another mission",
+                    metadata={"idempotency_key": record.idempotency_key or ""},
+                ) from error
+            raise
+
+    def update_mission(self, record: MissionRecord) -> None:
+        """Writes every field; MissionNotFound if the mission has no row."""
+        self._require_write("update_mission")
+        values = _values(record)
+        del values["mission_id"]
+        result = self._execute(update(t).where(t.c.mission_id == record.mission_id).values(values))
+        if result.rowcount == 0:
+            raise MissionNotFound(record.mission_id)
+
+    def list_missions(
+        self,
+        *,
+        vp_id: str = "",
+        states: Sequence[MissionState] = (),
+        source_session_id: str = "",
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[MissionRecord]:
+        """Ordered by (created_at, mission_id); keyset pagination with after,
+        the (created_at, mission_id) of the last mission of the previous page."""
+        query = select(t).order_by(*_LISTING_ORDER).limit(check_limit(limit))
+        if vp_id:
+            query = query.where(t.c.vp_id == vp_id)
+        if states:
+            query = query.where(t.c.state.in_(_state_values(states)))
+        if source_session_id:
+            query = query.where(t.c.source_session_id == source_session_id)
+        if after is not None:
+            created_at, mission_id = after
+            query = query.where(
+                or_(t.c.created_at > created_at, and_(t.c.created_at == created_at, t.c.mission_id > mission_id))
+            )
+        return self._records(query)
+
+    def next_queued(self, lane: str, limit: int) -> list[MissionRecord]:
+        """QUEUED missions of a lane, highest priority first, then oldest."""
+        query = (
+            select(t)
+            .where(t.c.state == MissionState.QUEUED.value)
+            .order_by(t.c.priority.desc(), *_LISTING_ORDER)
+            .limit(check_limit(limit))
+        )
+        return self._records(self._in_lane(query, lane))
+
+    def count_missions(self, lane: str, states: Sequence[MissionState]) -> int:
+        query = self._in_lane(select(func.count()).select_from(t), lane)
+        if states:
+            query = query.where(t.c.state.in_(_state_values(states)))
+        return int(self._execute(query).scalar_one())
+
+    def missions_in_states(self, states: Sequence[MissionState], *, lane: str = "") -> list[MissionRecord]:
+        query = self._in_lane(select(t).order_by(*_LISTING_ORDER), lane)
+        if states:
+            query = query.where(t.c.state.in_(_state_values(states)))
+        return self._records(query)
+
+    def missions_past_deadline(self, now: datetime, states: Sequence[MissionState]) -> list[MissionRecord]:
+        """Missions whose deadline is at or before now, earliest deadline first."""
+        query = (
+            select(t)
+            .where(t.c.deadline.is_not(None), t.c.deadline <= now)
+            .order_by(t.c.deadline, t.c.mission_id)
+        )
+        if states:
+            query = query.where(t.c.state.in_(_state_values(states)))
+        return self._records(query)
+
+    def _records(self, query: Select[Any]) -> list[MissionRecord]:
+        return [_record(row) for row in self._execute(query)]
+
+    @staticmethod
+    def _in_lane(query: Select[Any], lane: str) -> Select[Any]:
+        return query.where(t.c.lane == lane) if lane else query

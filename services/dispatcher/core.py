@@ -1,0 +1,165 @@
+"""What every dispatcher part shares: store, clock, registry, connected workers,
+and what to do after a transaction commits (wake waiters, push work, relay
+cancels)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.common.clock import Clock
+from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
+from services.common.states import MissionState
+from services.common.store.interface import Store
+from services.common.store.records import MissionRecord
+from services.dispatcher import ledger
+from services.dispatcher.lane_health import RegistryClient
+from services.dispatcher.ledger import Effects
+from services.dispatcher.mission_proto import STATE_TO_PROTO, mission_to_proto
+from services.dispatcher.notifier import Notifier
+from services.dispatcher.routing import (
+    FallbackTarget,
+    LaneState,
+    Reason,
+    RoutingDecision,
+    decide,
+    decide_after_failure,
+)
+from services.dispatcher.routing.policy import Decision
+from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.worker_hub import WorkerConnection, WorkerHub
+
+log = logging.getLogger(__name__)
+M = MissionState
+
+
+def caller_fallback(record: MissionRecord, reason: Reason) -> RoutingDecision:
+    lane = record.lane or record.vp_id
+    return RoutingDecision(decision=Decision.FALLBACK, lane="", requested_vp_id=record.vp_id, reason=reason,
+                           fallback_target=FallbackTarget.caller(), shadow_lane=None, hops=(lane,),
+                           provenance=f"fallback to caller: {reason.value}")
+
+
+class DispatcherCore:
+    def __init__(self, store: Store, clock: Clock, settings: DispatcherSettings, registry: RegistryClient) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.registry = registry
+        self.hub = WorkerHub()
+        self.notifier = Notifier()
+        self._background: set[asyncio.Task] = set()
+
+    # --- routing inputs ----------------------------------------------------
+    async def lane_states(self) -> dict[str, LaneState]:
+        health = await self.registry.lanes()
+        lanes = list(self.settings.lanes)
+
+        def counts(tx):
+            return {lane: (tx.count_missions(lane, [M.RUNNING]), tx.count_missions(lane, [M.QUEUED]))
+                    for lane in lanes}
+
+        load = await self.store.aread(counts)
+        return {
+            lane: LaneState(healthy=lane in health and health[lane].healthy, in_flight=load[lane][0],
+                            queued=load[lane][1])
+            for lane in lanes
+        }
+
+    async def route(self, vp_id: str, mission_type: str) -> RoutingDecision:
+        return decide(requested_vp_id=vp_id, mission_type=mission_type, lanes=self.settings.lanes,
+                      states=await self.lane_states(), flags=self.settings.flags)
+
+    async def failure_decision(self, record: MissionRecord, reason: Reason) -> RoutingDecision:
+        """Where a mission goes when its lane gives up. Timeouts always go back to
+        the caller: the deadline is absolute, another lane cannot meet it either."""
+        lane = record.lane or record.vp_id
+        if reason == Reason.TIMED_OUT or lane not in self.settings.lanes:
+            return caller_fallback(record, reason)
+        return decide_after_failure(lane=lane, reason=reason, lanes=self.settings.lanes,
+                                    states=await self.lane_states(), flags=self.settings.flags,
+                                    requested_vp_id=record.vp_id)
+
+    # --- after commit --------------------------------------------------------
+    def apply(self, effects: Effects) -> None:
+        for record in effects.freed:
+            connection = self.hub.current(record.lane, record.worker_owner, record.lease_epoch)
+            if connection is not None:
+                connection.running.pop(record.mission_id, None)
+                connection.assigned_at.pop(record.mission_id, None)
+                effects.queued_lanes.add(record.lane)
+        for record, final_state in effects.cancels:
+            self.push_cancel(record, final_state)
+        for record in effects.terminal:
+            self.notifier.mission_changed(record.mission_id)
+            if record.shadow_of_mission_id:
+                self.notifier.mission_changed(record.shadow_of_mission_id)
+            log.info("mission %s %s", record.mission_id, record.state.value,
+                     extra={"mission_id": record.mission_id, "vp_id": record.lane, "attempt": record.attempt})
+        for lane in effects.queued_lanes:
+            if lane:
+                self.request_pump(lane)
+        self.spawn(self.notifier.events_appended())
+
+    def push_cancel(self, record: MissionRecord, final_state: MissionState) -> None:
+        connection = self.hub.current(record.lane, record.worker_owner, record.lease_epoch)
+        if connection is None:
+            return  # persisted: re-sent when the worker says hello again
+        connection.send(wc_pb.ConnectResponse(cancel=wc_pb.MissionCancel(
+            mission_id=record.mission_id, reason=record.cancel_reason or final_state.value,
+            final_state=STATE_TO_PROTO[final_state])))
+
+    def spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- pushing work ----------------------------------------------------------
+    def request_pump(self, lane: str) -> None:
+        """Assign queued work of a lane to its worker. Coalesces: while a pump
+        runs, further requests just make it go round once more."""
+        connection = self.hub.current(lane)
+        if connection is None or connection.free == 0:
+            return
+        if connection.pump_lock.locked():
+            connection.pump_again = True
+            return
+        self.spawn(self._pump(connection))
+
+    async def _pump(self, connection: WorkerConnection) -> None:
+        async with connection.pump_lock:
+            while True:
+                connection.pump_again = False
+                await self._assign(connection)
+                if not connection.pump_again:
+                    return
+
+    async def _assign(self, connection: WorkerConnection) -> None:
+        while connection.free > 0:
+            limit = connection.free
+
+            def claim(tx):
+                return ledger.assign_next(tx, connection.vp_id, limit, owner=connection.owner,
+                                          session_id=connection.session_id, lease_epoch=connection.lease_epoch,
+                                          now=self.clock.now(), default_max_duration=self.settings.default_max_duration)
+
+            try:
+                assigned = await self.store.arun(claim)
+            except Exception:
+                log.exception("assigning work on %s failed; the supervisor will retry", connection.vp_id)
+                return
+            now = self.clock.now()
+            for record in assigned:
+                connection.running[record.mission_id] = record.attempt
+                connection.assigned_at[record.mission_id] = now
+                connection.send(wc_pb.ConnectResponse(assignment=wc_pb.MissionAssignment(
+                    mission=mission_to_proto(record), run_id=record.run_id)))
+            if assigned:
+                self.spawn(self.notifier.events_appended())
+            if len(assigned) < limit:
+                return
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)

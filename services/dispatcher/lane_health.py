@@ -1,0 +1,95 @@
+"""Lane health as the registry sees it: a lane is healthy when its session is
+ACTIVE, not stale, and leased. Read through a short cache so a burst of
+dispatches costs one registry call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from services.common.contracts.vp.v1 import enums_pb2, session_pb2
+from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
+from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
+from services.common.grpc_options import CHANNEL_OPTIONS
+
+log = logging.getLogger(__name__)
+CALL_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    healthy: bool
+    lease_owner: str
+    lease_epoch: int
+    lease_live: bool
+
+
+def view_of(session: session_pb2.VpSession | None) -> LeaseView:
+    if session is None:
+        return LeaseView(False, "", 0, False)
+    live = session.effective_status in (enums_pb2.SESSION_STATUS_ACTIVE, enums_pb2.SESSION_STATUS_PAUSED) \
+        and not session.stale and bool(session.lease_owner)
+    healthy = live and session.effective_status == enums_pb2.SESSION_STATUS_ACTIVE
+    return LeaseView(healthy, session.lease_owner, session.lease_epoch, live)
+
+
+class RegistryClient:
+    def __init__(self, address: str, cache_ttl_s: float) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.stub = reg_grpc.SessionRegistryStub(self.channel)
+        self.cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, LeaseView] = {}
+        self._cached_at = 0.0
+        self._refresh_lock = asyncio.Lock()
+
+    async def lanes(self) -> dict[str, LeaseView]:
+        """Every session's lease view; unhealthy for all if the registry is down."""
+        if time.monotonic() - self._cached_at < self.cache_ttl_s:
+            return self._cache
+        async with self._refresh_lock:
+            if time.monotonic() - self._cached_at < self.cache_ttl_s:
+                return self._cache
+            views: dict[str, LeaseView] = {}
+            token = ""
+            try:
+                while True:
+                    page = await self.stub.ListSessions(reg_pb.ListSessionsRequest(page_size=500, page_token=token),
+                                                        timeout=CALL_TIMEOUT_S)
+                    views.update({s.vp_id: view_of(s) for s in page.sessions})
+                    token = page.next_page_token
+                    if not token:
+                        break
+            except grpc.aio.AioRpcError as error:
+                log.warning("registry unreachable (%s); treating every lane as unhealthy", error.code().name)
+            self._cache, self._cached_at = views, time.monotonic()
+            return views
+
+    async def lease(self, vp_id: str) -> LeaseView:
+        """Fresh (uncached) view of one lane's lease, for fencing decisions."""
+        try:
+            reply = await self.stub.GetSession(reg_pb.GetSessionRequest(vp_id=vp_id), timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return view_of(None)
+            raise
+        return view_of(reply.session)
+
+    async def renew(self, vp_id: str, owner: str, lease_epoch: int) -> session_pb2.VpSession:
+        reply = await self.stub.RenewLease(reg_pb.RenewLeaseRequest(vp_id=vp_id, owner=owner, lease_epoch=lease_epoch),
+                                           timeout=CALL_TIMEOUT_S)
+        self.invalidate()
+        return reply.session
+
+    async def session(self, vp_id: str) -> session_pb2.VpSession:
+        reply = await self.stub.GetSession(reg_pb.GetSessionRequest(vp_id=vp_id), timeout=CALL_TIMEOUT_S)
+        return reply.session
+
+    def invalidate(self) -> None:
+        self._cached_at = 0.0
+
+    async def close(self) -> None:
+        await self.channel.close()

@@ -1,0 +1,109 @@
+"""vp-dispatcher: mission ledger, routing with fallback, worker streams."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
+from services.common.clock import SystemClock
+from services.common.grpc_server import serve_until_signal, start_server
+from services.common.logging_setup import configure_logging
+from services.common.store import SqlStore
+from services.dispatcher.core import DispatcherCore
+from services.dispatcher.lane_health import RegistryClient
+from services.dispatcher.missions_api import MissionsApi
+from services.dispatcher.routing import default_lanes, describe_env_vars, flags_from_env, validate_lanes
+from services.dispatcher.servicers import add_to_server
+from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.supervision import Supervisor
+from services.dispatcher.worker_protocol import WorkerProtocol
+
+log = logging.getLogger("vp.dispatcher")
+DEFAULT_DB = "sqlite:///.vp/dispatcher.db"
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in value.split(os.pathsep) if p)
+
+
+def build_parser() -> EnvArgumentParser:
+    lanes = default_lanes()
+    flag_help = "\n".join(f"  {name}: {text}" for name, text in describe_env_vars(lanes))
+    parser = EnvArgumentParser(prog="vp-dispatcher", description="VP mission dispatcher (vp.v1.MissionControl, "
+                               "vp.v1.WorkerChannel).", epilog=f"routing flags (environment):\n{flag_help}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_env_argument("--listen", env="VP_DISPATCHER_LISTEN", default=f"{DEFAULT_HOST}:50052", type=host_port,
+                            help="HOST:PORT to bind; port 0 picks a free port")
+    parser.add_env_argument("--db", env="VP_DB_URL", default=DEFAULT_DB,
+                            help="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://...")
+    parser.add_env_argument("--registry", env="VP_REGISTRY_ADDR", default=f"{DEFAULT_HOST}:50051", type=host_port,
+                            help="registry HOST:PORT")
+    parser.add_env_argument("--allowed-roots", env="VP_ALLOWED_ROOTS", default="", help=f"{os.pathsep}-separated "
+                            "absolute roots a target_path may be under (the handoff root)")
+    parser.add_env_argument("--protected-roots", env="VP_PROTECTED_ROOTS", default="", help=f"{os.pathsep}-separated "
+                            "absolute roots a target_path may never be under")
+    parser.add_env_argument("--coder-fallback-to-general", env="VP_CODER_FALLBACK_TO_GENERAL", default=False,
+                            type=lambda v: v.lower() in {"1", "true", "yes", "on"},
+                            help="re-route vp.coder.primary fallbacks to vp.general.primary instead of the caller")
+    parser.add_env_argument("--heartbeat-interval", env="VP_HEARTBEAT_INTERVAL_SECONDS", default=5.0,
+                            type=positive_float, help="seconds between worker heartbeats (capped at lease TTL / 3)")
+    parser.add_env_argument("--supervise-interval", env="VP_SUPERVISE_INTERVAL_SECONDS", default=0.5,
+                            type=positive_float, help="seconds between deadline / lost-worker checks")
+    parser.add_env_argument("--default-max-attempts", env="VP_DEFAULT_MAX_ATTEMPTS", default=3, type=int,
+                            help="attempts when the envelope gives none")
+    parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
+    parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
+                            help="log format")
+    return parser
+
+
+def settings_from(args) -> DispatcherSettings:
+    lanes = default_lanes(coder_falls_back_to_general=args.coder_fallback_to_general)
+    validate_lanes(lanes)
+    return DispatcherSettings(
+        lanes=lanes, flags=flags_from_env(os.environ, lanes), allowed_roots=_paths(args.allowed_roots),
+        protected_roots=_paths(args.protected_roots), default_max_attempts=args.default_max_attempts,
+        heartbeat_interval=timedelta(seconds=args.heartbeat_interval),
+        supervise_interval=timedelta(seconds=args.supervise_interval),
+    )
+
+
+async def run(args, settings: DispatcherSettings) -> None:
+    store = SqlStore(args.db)
+    registry = RegistryClient(args.registry, settings.health_cache_ttl.total_seconds())
+    core = DispatcherCore(store, SystemClock(), settings, registry)
+    supervisor = Supervisor(core)
+    reconciled = await supervisor.recover_lost_runs(reconciling=True)
+    running = await start_server(args.listen, lambda server: add_to_server(MissionsApi(core), WorkerProtocol(core),
+                                                                          server))
+    log.info("vp-dispatcher listening on %s (registry %s, reconciled %d run(s))", running.address, args.registry,
+             reconciled, extra={"address": running.address})
+
+    async def stop() -> None:
+        await core.close()
+        await registry.close()
+        await asyncio.to_thread(store.close)
+
+    await serve_until_signal(running, background=[supervisor.run_forever], on_stop=stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"vp-dispatcher: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(run(args, settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

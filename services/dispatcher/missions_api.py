@@ -1,0 +1,241 @@
+"""MissionControl operations: dispatch, read, wait, cancel, events, artifacts.
+Plain async methods over DispatcherCore; the servicer only translates."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from services.common.contracts.vp.v1 import mission_pb2
+from services.common.errors import (
+    FieldViolation,
+    IdempotencyConflict,
+    InvalidArgument,
+    MissionNotFound,
+)
+from services.common.states import MissionState
+from services.common.store.records import EventRecord, MissionRecord
+from services.common.validation import check_mission_id, check_text
+from services.dispatcher import envelope as envelopes
+from services.dispatcher import ledger
+from services.dispatcher.core import DispatcherCore
+from services.dispatcher.ledger import Effects
+from services.dispatcher.routing import Decision, RoutingDecision
+
+M = MissionState
+MAX_PAGE = 500
+EVENT_BATCH = 500
+# How often waiters re-read the store, to see changes made by another replica.
+CROSS_REPLICA_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    mission: MissionRecord
+    deduplicated: bool
+
+
+class MissionsApi:
+    def __init__(self, core: DispatcherCore) -> None:
+        self.core = core
+        self.store = core.store
+
+    # --- dispatch ----------------------------------------------------------------
+    async def dispatch(self, envelope: mission_pb2.MissionEnvelope) -> DispatchResult:
+        now = self.core.clock.now()
+        envelopes.validate(envelope, self.core.settings, now)
+        digest = envelopes.canonical_hash(envelope)
+        existing = await self.store.aread(lambda tx: _find_existing(tx, envelope))
+        if existing is not None:
+            return _replay(existing, digest)
+        normal = envelopes.normalized(envelope, self.core.settings)
+        decision = await self.core.route(normal.vp_id, normal.mission_type)
+        records = _records_for(normal, digest, decision, now)
+
+        def write(tx):
+            effects = Effects()
+            stored = [ledger.insert_dispatched(tx, record, decision if record is records[0] else _shadow(decision),
+                                               now, effects) for record in records]
+            return stored[0], effects
+
+        try:
+            mission, effects = await self.store.arun(write)
+        except IdempotencyConflict:
+            # Lost a race with an identical dispatch: answer like a replay.
+            existing = await self.store.aread(lambda tx: _find_existing(tx, envelope))
+            if existing is None:
+                raise
+            return _replay(existing, digest)
+        self.core.apply(effects)
+        return DispatchResult(mission, False)
+
+    # --- reads -------------------------------------------------------------------
+    async def get(self, mission_id: str) -> MissionRecord:
+        _check_id(mission_id)
+        record = await self.store.aread(lambda tx: tx.get_mission(mission_id))
+        if record is None:
+            raise MissionNotFound(mission_id)
+        return record
+
+    async def list(self, *, vp_id: str, states: Sequence[MissionState], source_session_id: str, page_size: int,
+                   page_token: str) -> tuple[list[MissionRecord], str]:
+        if not 0 <= page_size <= MAX_PAGE:
+            raise InvalidArgument(FieldViolation("page_size", f"must be within 0..{MAX_PAGE}"))
+        limit = page_size or 100
+        after = _decode_token(page_token)
+        rows = await self.store.aread(lambda tx: tx.list_missions(
+            vp_id=vp_id, states=states, source_session_id=source_session_id, after=after, limit=limit + 1))
+        page = rows[:limit]
+        token = _encode_token(page[-1]) if len(rows) > limit else ""
+        return page, token
+
+    async def wait(self, mission_id: str, timeout: timedelta) -> tuple[MissionRecord, bool]:
+        timeout = min(timeout, self.core.settings.wait_cap)
+        deadline = asyncio.get_running_loop().time() + timeout.total_seconds()
+        while True:
+            record = await self.get(mission_id)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if record.state.terminal:
+                return record, False
+            if remaining <= 0:
+                return record, True
+            await self.core.notifier.wait_mission(mission_id, min(remaining, CROSS_REPLICA_POLL_S))
+
+    # --- cancel --------------------------------------------------------------------
+    async def cancel(self, mission_id: str, reason: str) -> MissionRecord:
+        _check_id(mission_id)
+        if violations := check_text(reason, "reason", max_len=1024, required=False):
+            raise InvalidArgument(violations)
+        reason = reason or "cancelled by caller"
+
+        def work(tx):
+            effects = Effects()
+            record = tx.get_mission(mission_id, for_update=True)
+            if record is None:
+                raise MissionNotFound(mission_id)
+            if record.state in (M.QUEUED, M.BLOCKED):
+                record = ledger.cancel_queued(tx, record, self.core.clock.now(), effects, reason)
+            elif record.state == M.RUNNING and not record.cancel_requested:
+                now = self.core.clock.now()
+                record = replace(record, cancel_requested=True, cancel_reason=reason, updated_at=now)
+                tx.update_mission(record)
+                ledger.emit(tx, record, "vp.mission.cancel_requested", now, reason=reason, run_id=record.run_id)
+                effects.cancels.append((record, M.CANCELLED))
+            return record, effects
+
+        record, effects = await self.store.arun(work)
+        self.core.apply(effects)
+        return record
+
+    # --- events --------------------------------------------------------------------
+    async def events(self, *, after_event_id: int, consumer: str, mission_id: str, vp_id: str,
+                     event_types: Sequence[str], follow: bool) -> AsyncIterator[EventRecord]:
+        if after_event_id < 0:
+            raise InvalidArgument(FieldViolation("after_event_id", "must not be negative"))
+        if consumer:
+            _check_consumer(consumer)
+            if after_event_id == 0:
+                after_event_id = await self.store.aread(lambda tx: tx.get_cursor(consumer)) or 0
+        cursor = after_event_id
+        notifier = self.core.notifier
+        while True:
+            seen_version = notifier.event_version
+            start = cursor
+            batch = await self.store.aread(lambda tx: tx.events_after(
+                start, mission_id=mission_id, vp_id=vp_id, event_types=event_types, limit=EVENT_BATCH))
+            for record in batch:
+                cursor = record.event_id
+                yield record
+            if len(batch) == EVENT_BATCH:
+                continue
+            if not follow:
+                return
+            await notifier.wait_events(seen_version, CROSS_REPLICA_POLL_S)
+
+    async def commit_cursor(self, consumer: str, event_id: int) -> int:
+        _check_consumer(consumer)
+        if event_id < 0:
+            raise InvalidArgument(FieldViolation("event_id", "must not be negative"))
+        last = await self.store.aread(lambda tx: tx.last_event_id())
+        if event_id > last:
+            raise InvalidArgument(FieldViolation("event_id", f"beyond the last event ({last})"))
+        await self.store.arun(lambda tx: tx.set_cursor(consumer, event_id, self.core.clock.now()))
+        return event_id
+
+
+def _check_id(mission_id: str) -> None:
+    if violations := check_mission_id(mission_id):
+        raise InvalidArgument(violations)
+
+
+def _check_consumer(consumer: str) -> None:
+    if violations := check_text(consumer, "consumer", max_len=128):
+        raise InvalidArgument(violations)
+
+
+def _find_existing(tx, envelope: mission_pb2.MissionEnvelope) -> MissionRecord | None:
+    if envelope.idempotency_key:
+        found = tx.get_mission_by_idempotency_key(envelope.idempotency_key)
+        if found is not None:
+            return found
+    if envelope.mission_id:
+        return tx.get_mission(envelope.mission_id)
+    return None
+
+
+def _replay(existing: MissionRecord, digest: str) -> DispatchResult:
+    if existing.envelope_hash != digest:
+        raise IdempotencyConflict(
+            f"mission {existing.mission_id} was dispatched with this idempotency key or id and a different envelope",
+            metadata={"mission_id": existing.mission_id, "idempotency_key": existing.idempotency_key or ""})
+    return DispatchResult(existing, True)
+
+
+def _records_for(envelope: mission_pb2.MissionEnvelope, digest: str, decision: RoutingDecision,
+                 now: datetime) -> list[MissionRecord]:
+    base = MissionRecord(
+        mission_id=envelope.mission_id, vp_id=envelope.vp_id, mission_type=envelope.mission_type,
+        objective=envelope.objective, state=M.QUEUED, envelope=envelopes.to_dict(envelope), lane=decision.lane,
+        idempotency_key=envelope.idempotency_key or None, envelope_hash=digest, priority=envelope.priority,
+        attempt=1, max_attempts=envelope.max_attempts, route=ledger.route_dict(decision, now),
+        source_session_id=envelope.source.session_id,
+        deadline=envelopes.from_timestamp(envelope.deadline) if envelope.HasField("deadline") else None,
+        created_at=now, updated_at=now,
+    )
+    if decision.decision != Decision.SHADOW or not decision.shadow_lane:
+        return [base]
+    shadow_envelope = mission_pb2.MissionEnvelope()
+    shadow_envelope.CopyFrom(envelope)
+    shadow_envelope.mission_id = f"{envelope.mission_id}.shadow"
+    shadow_envelope.idempotency_key = ""
+    shadow_envelope.max_attempts = 1
+    shadow = replace(base, mission_id=shadow_envelope.mission_id, envelope=envelopes.to_dict(shadow_envelope),
+                     lane=decision.shadow_lane, idempotency_key=None, max_attempts=1,
+                     shadow_of_mission_id=envelope.mission_id,
+                     route=ledger.route_dict(_shadow(decision), now), shadow={})
+    return [base, shadow]
+
+
+def _shadow(decision: RoutingDecision) -> RoutingDecision:
+    """The routing record of a shadow copy: delegated to the VP lane, for comparison only."""
+    return replace(decision, decision=Decision.DELEGATED, lane=decision.shadow_lane or decision.lane, reason=None,
+                   fallback_target=None, provenance=f"shadow copy on {decision.shadow_lane}")
+
+
+def _encode_token(record: MissionRecord) -> str:
+    raw = json.dumps([record.created_at.isoformat(), record.mission_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str):
+    if not token:
+        return None
+    try:
+        created, mission_id = json.loads(base64.b64decode(token.encode(), altchars=b"-_", validate=True))
+        return datetime.fromisoformat(created), mission_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidArgument(FieldViolation("page_token", "not a token from a previous response")) from None

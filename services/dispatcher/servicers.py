@@ -1,0 +1,148 @@
+"""vp.v1.MissionControl and vp.v1.WorkerChannel over gRPC: translation only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from grpc_status import rpc_status
+
+from services.common.contracts.vp.v1 import mission_control_service_pb2 as mc_pb
+from services.common.contracts.vp.v1 import mission_control_service_pb2_grpc as mc_grpc
+from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
+from services.common.contracts.vp.v1 import worker_channel_service_pb2_grpc as wc_grpc
+from services.common.errors import FieldViolation, InvalidArgument, VpError, internal_status
+from services.common.grpc_errors import translate_errors
+from services.common.timeutil import from_duration
+from services.dispatcher import artifacts
+from services.dispatcher.mission_proto import PROTO_TO_STATE, event_to_proto, mission_to_proto
+from services.dispatcher.missions_api import MissionsApi
+from services.dispatcher.worker_protocol import WorkerProtocol
+
+log = logging.getLogger(__name__)
+MISSION_CONTROL = mc_pb.DESCRIPTOR.services_by_name["MissionControl"].full_name
+WORKER_CHANNEL = wc_pb.DESCRIPTOR.services_by_name["WorkerChannel"].full_name
+
+
+@translate_errors
+class MissionControlServicer(mc_grpc.MissionControlServicer):
+    def __init__(self, api: MissionsApi) -> None:
+        self.api = api
+
+    async def DispatchMission(self, request, context):
+        result = await self.api.dispatch(request.envelope)
+        mission = mission_to_proto(result.mission)
+        return mc_pb.DispatchMissionResponse(mission=mission, route=mission.route, deduplicated=result.deduplicated)
+
+    async def GetMission(self, request, context):
+        return mc_pb.GetMissionResponse(mission=mission_to_proto(await self.api.get(request.mission_id)))
+
+    async def ListMissions(self, request, context):
+        states = []
+        for value in request.states:
+            if value not in PROTO_TO_STATE:
+                raise InvalidArgument(FieldViolation("states", f"unknown or unspecified MissionState {value}"))
+            states.append(PROTO_TO_STATE[value])
+        records, token = await self.api.list(vp_id=request.vp_id, states=states,
+                                             source_session_id=request.source_session_id,
+                                             page_size=request.page_size, page_token=request.page_token)
+        return mc_pb.ListMissionsResponse(missions=[mission_to_proto(r) for r in records], next_page_token=token)
+
+    async def WaitMission(self, request, context):
+        timeout = from_duration(request.timeout, default=timedelta(0))
+        if timeout < timedelta(0):
+            raise InvalidArgument(FieldViolation("timeout", "must not be negative"))
+        record, timed_out = await self.api.wait(request.mission_id, timeout)
+        return mc_pb.WaitMissionResponse(mission=mission_to_proto(record), timed_out=timed_out)
+
+    async def CancelMission(self, request, context):
+        record = await self.api.cancel(request.mission_id, request.reason)
+        return mc_pb.CancelMissionResponse(mission=mission_to_proto(record))
+
+    async def StreamMissionEvents(self, request, context):
+        async for record in self.api.events(
+                after_event_id=request.after_event_id, consumer=request.consumer, mission_id=request.mission_id,
+                vp_id=request.vp_id, event_types=list(request.event_types), follow=request.follow):
+            yield mc_pb.StreamMissionEventsResponse(event=event_to_proto(record))
+
+    async def CommitEventCursor(self, request, context):
+        event_id = await self.api.commit_cursor(request.consumer, request.event_id)
+        return mc_pb.CommitEventCursorResponse(consumer=request.consumer, event_id=event_id)
+
+    async def ReadResultArtifacts(self, request, context):
+        record = await self.api.get(request.mission_id)
+        root = artifacts.artifact_root(record.result_ref, record.mission_id)
+        # File reads happen off the event loop, one chunk at a time.
+        iterator = await asyncio.to_thread(artifacts.chunks, root, request.path, request.chunk_size)
+        while True:
+            chunk = await asyncio.to_thread(next, iterator, None)
+            if chunk is None:
+                return
+            yield mc_pb.ReadResultArtifactsResponse(path=chunk.path, offset=chunk.offset, data=chunk.data,
+                                                    size=chunk.size, eof=chunk.eof)
+
+
+class WorkerChannelServicer(wc_grpc.WorkerChannelServicer):
+    """One bidirectional stream per worker. Incoming messages are handled in
+    order by a reader task; outgoing ones flow through the connection's outbox,
+    which also carries the status that ends the stream."""
+
+    def __init__(self, protocol: WorkerProtocol) -> None:
+        self.protocol = protocol
+
+    async def Connect(self, request_iterator, context):
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            return
+        if first.WhichOneof("message") != "hello":
+            await _abort(context, InvalidArgument(FieldViolation("message", "the first message must be hello")))
+        try:
+            connection = await self.protocol.hello(first.hello)
+        except VpError as error:
+            await _abort(context, error)
+        reader = asyncio.create_task(self._read(connection, request_iterator))
+        try:
+            while True:
+                item = await connection.outbox.get()
+                if item is None:
+                    return
+                if isinstance(item, VpError):
+                    await _abort(context, item)
+                yield item
+        finally:
+            reader.cancel()
+            self.protocol.core.hub.detach(connection)
+            log.info("worker %s stream closed", connection.owner, extra={"vp_id": connection.vp_id})
+
+    async def _read(self, connection, request_iterator) -> None:
+        handlers = {
+            "heartbeat": self.protocol.heartbeat, "started": self.protocol.started,
+            "progress": self.protocol.progress, "result": self.protocol.result, "draining": self.protocol.draining,
+        }
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("message")
+                handler = handlers.get(kind)
+                if handler is None:
+                    raise InvalidArgument(FieldViolation("message", f"unexpected {kind!r} after hello"))
+                await handler(connection, getattr(message, kind))
+            connection.end()
+        except asyncio.CancelledError:
+            raise
+        except VpError as error:
+            connection.end(error)
+        except Exception:
+            log.exception("worker stream handler failed", extra={"vp_id": connection.vp_id})
+            connection.end(VpError(internal_status().message))
+
+
+async def _abort(context, error: VpError):
+    await context.abort_with_status(rpc_status.to_status(error.to_rpc_status()))
+
+
+def add_to_server(api: MissionsApi, protocol: WorkerProtocol, server) -> list[str]:
+    mc_grpc.add_MissionControlServicer_to_server(MissionControlServicer(api), server)
+    wc_grpc.add_WorkerChannelServicer_to_server(WorkerChannelServicer(protocol), server)
+    return [MISSION_CONTROL, WORKER_CHANNEL]

@@ -1,0 +1,132 @@
+"""The dispatcher's slow safety net (every supervise_interval, off the hot path):
+deadlines, runs whose worker lease ended, runs a worker stopped reporting, and
+queued work that no push reached (e.g. dispatched through another replica).
+At start it also reconciles RUNNING missions left by a previous process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from services.common.states import MissionState
+from services.dispatcher import ledger
+from services.dispatcher.core import DispatcherCore
+from services.dispatcher.ledger import Effects
+from services.dispatcher.routing import Reason
+from services.dispatcher.worker_protocol import lose
+
+log = logging.getLogger(__name__)
+M = MissionState
+
+
+class Supervisor:
+    def __init__(self, core: DispatcherCore) -> None:
+        self.core = core
+        self.store = core.store
+
+    async def tick(self) -> None:
+        await self.expire_deadlines()
+        await self.recover_lost_runs(reconciling=False)
+        await self.requeue_unreported()
+        for lane in list(self.core.hub.connections):
+            self.core.request_pump(lane)
+
+    async def run_forever(self) -> None:
+        interval = self.core.settings.supervise_interval.total_seconds()
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("supervision tick failed; retrying next interval")
+            await asyncio.sleep(interval)
+
+    async def expire_deadlines(self) -> int:
+        now = self.core.clock.now()
+        due = await self.store.aread(lambda tx: tx.missions_past_deadline(now, [M.QUEUED, M.RUNNING, M.BLOCKED]))
+        for candidate in due:
+            decision = await self.core.failure_decision(candidate, Reason.TIMED_OUT)
+
+            def work(tx, mission_id=candidate.mission_id, decision=decision):
+                effects = Effects()
+                record = tx.get_mission(mission_id, for_update=True)
+                if record is None or record.state.terminal or record.deadline is None or record.deadline > now:
+                    return effects
+                was_running = record.state == M.RUNNING
+                ended = ledger.give_up(tx, record, decision, now, effects, terminal=M.TIMED_OUT,
+                                       error_code="DEADLINE_EXCEEDED",
+                                       error_message=f"deadline {record.deadline.isoformat()} passed")
+                if was_running:
+                    effects.cancels.append((record, M.TIMED_OUT))
+                return effects
+
+            self.core.apply(await self.store.arun(work))
+        return len(due)
+
+    async def recover_lost_runs(self, *, reconciling: bool) -> int:
+        """RUNNING missions whose lease term is over: re-queue, cancel or give up."""
+        running = await self.store.aread(lambda tx: tx.missions_in_states([M.RUNNING]))
+        by_lane: dict[str, list] = defaultdict(list)
+        for record in running:
+            if self.core.hub.current(record.lane, record.worker_owner, record.lease_epoch) is None:
+                by_lane[record.lane].append(record)
+        handled = 0
+        for lane, records in by_lane.items():
+            try:
+                lease = await self.core.registry.lease(lane)
+            except Exception as error:  # registry down: cannot tell, so wait
+                log.warning("cannot check lease of %s: %s", lane, error)
+                continue
+            lost = [r for r in records if not (lease.lease_live and lease.lease_owner == r.worker_owner
+                                                and lease.lease_epoch == r.lease_epoch)]
+            for candidate in lost:
+                decision = None if ledger.attempts_left(candidate) else \
+                    await self.core.failure_decision(candidate, Reason.WORKER_LOST)
+                now = self.core.clock.now()
+
+                def work(tx, mission_id=candidate.mission_id, expected=candidate, decision=decision):
+                    effects = Effects()
+                    record = tx.get_mission(mission_id, for_update=True)
+                    if record is None or record.state != M.RUNNING or record.run_id != expected.run_id:
+                        return effects
+                    updated = lose(tx, record, now, effects, decision, why="worker_lease_ended")
+                    if reconciling:
+                        ledger.emit(tx, updated, "vp.mission.reconciled", now, action=updated.state.value,
+                                    previous_run=record.run_id, previous_owner=record.worker_owner,
+                                    previous_epoch=record.lease_epoch)
+                    return effects
+
+                self.core.apply(await self.store.arun(work))
+                handled += 1
+        if handled:
+            log.info("%s %d run(s) whose worker lease ended", "reconciled" if reconciling else "recovered", handled)
+        return handled
+
+    async def requeue_unreported(self) -> int:
+        """A run the worker no longer reports (an assignment lost with a dropped
+        stream, or a run that vanished) is re-queued after a grace period."""
+        grace = self.core.settings.heartbeat_interval * 2
+        handled = 0
+        for connection in list(self.core.hub.connections.values()):
+            if connection.reported_at is None:
+                continue
+            missing = [mid for mid, assigned in connection.assigned_at.items()
+                       if mid not in connection.reported and connection.reported_at - assigned > grace]
+            for mission_id in missing:
+                now = self.core.clock.now()
+
+                def work(tx, mission_id=mission_id, connection=connection):
+                    effects = Effects()
+                    record = tx.get_mission(mission_id, for_update=True)
+                    if record is None or record.state != M.RUNNING or record.worker_owner != connection.owner:
+                        return effects
+                    lose(tx, record, now, effects, None, why="not_reported_by_worker")
+                    return effects
+
+                self.core.apply(await self.store.arun(work))
+                connection.running.pop(mission_id, None)
+                connection.assigned_at.pop(mission_id, None)
+                handled += 1
+        return handled

@@ -1,0 +1,212 @@
+"""The dispatcher's side of WorkerChannel.Connect, message by message.
+
+Fencing: a stream is bound to the (vp_id, owner, lease_epoch) its hello proved
+against the registry. Any message carrying another epoch, and any heartbeat the
+registry refuses as LEASE_SUPERSEDED, ends the stream with LEASE_SUPERSEDED and
+changes nothing. Results are idempotent on (mission_id, attempt)."""
+
+from __future__ import annotations
+
+import logging
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
+from services.common.errors import FieldViolation, InvalidArgument, LeaseSuperseded, error_info
+from services.common.states import MissionState
+from services.common.timeutil import from_timestamp, to_duration
+from services.common.validation import OWNER_MAX, check_text, check_vp_id
+from services.dispatcher import ledger
+from services.dispatcher.core import DispatcherCore, caller_fallback
+from services.dispatcher.ledger import Effects
+from services.dispatcher.mission_proto import PROTO_TO_STATE, STATE_TO_PROTO
+from services.dispatcher.routing import Reason
+from services.dispatcher.worker_hub import WorkerConnection
+
+log = logging.getLogger(__name__)
+M = MissionState
+WORKER_OUTCOMES = {M.COMPLETED, M.FAILED, M.CANCELLED, M.BLOCKED, M.TIMED_OUT}
+MAX_CAPACITY = 256
+
+
+def superseded(vp_id: str, epoch: int, current_epoch: int, current_owner: str) -> LeaseSuperseded:
+    return LeaseSuperseded(
+        f"lease epoch {epoch} on {vp_id!r} is superseded (current epoch {current_epoch})",
+        metadata={"current_epoch": str(current_epoch), "current_owner": current_owner})
+
+
+class WorkerProtocol:
+    def __init__(self, core: DispatcherCore) -> None:
+        self.core = core
+        self.store = core.store
+
+    # --- hello -------------------------------------------------------------------------
+    async def hello(self, hello: wc_pb.WorkerHello) -> WorkerConnection:
+        violations = check_vp_id(hello.vp_id) + check_text(hello.owner, "hello.owner", max_len=OWNER_MAX)
+        if hello.lease_epoch <= 0:
+            violations.append(FieldViolation("hello.lease_epoch", "required (from SessionRegistry.AcquireLease)"))
+        if not 1 <= hello.capacity <= MAX_CAPACITY:
+            violations.append(FieldViolation("hello.capacity", f"must be within 1..{MAX_CAPACITY}"))
+        if violations:
+            raise InvalidArgument(violations)
+        session = await self.core.registry.session(hello.vp_id)
+        expires = from_timestamp(session.lease_expires_at)
+        live = expires is not None and expires > self.core.clock.now()
+        if session.lease_owner != hello.owner or session.lease_epoch != hello.lease_epoch or not live:
+            raise superseded(hello.vp_id, hello.lease_epoch, session.lease_epoch, session.lease_owner)
+        connection = WorkerConnection(vp_id=hello.vp_id, owner=hello.owner, session_id=session.session_id,
+                                      lease_epoch=hello.lease_epoch, capacity=hello.capacity)
+        previous = self.core.hub.attach(connection)
+        if previous is not None and previous is not connection:
+            previous.end(superseded(previous.vp_id, previous.lease_epoch, hello.lease_epoch, hello.owner)
+                         if previous.lease_epoch < hello.lease_epoch else None)
+        self.core.registry.invalidate()
+        revoked = await self._reconcile(connection, set(hello.running_mission_ids))
+        ttl = (expires - from_timestamp(session.last_heartbeat_at)) if session.HasField("last_heartbeat_at") \
+            else self.core.settings.heartbeat_interval * 3
+        interval = min(self.core.settings.heartbeat_interval, ttl / 3)
+        connection.send(wc_pb.ConnectResponse(welcome=wc_pb.DispatcherWelcome(
+            session=session, heartbeat_interval=to_duration(interval), revoked_mission_ids=sorted(revoked))))
+        log.info("worker %s connected (epoch %d, capacity %d)", hello.owner, hello.lease_epoch, hello.capacity,
+                 extra={"vp_id": hello.vp_id, "lease_epoch": hello.lease_epoch})
+        return connection
+
+    async def _reconcile(self, connection: WorkerConnection, reported: set[str]) -> set[str]:
+        """Adopt this worker's runs, end older terms' runs, re-send pending cancels."""
+        states = None
+        older = await self.store.aread(lambda tx: [
+            m for m in tx.missions_in_states([M.RUNNING], lane=connection.vp_id)
+            if m.lease_epoch < connection.lease_epoch])
+        if older:
+            states = {m.mission_id: await self.core.failure_decision(m, Reason.WORKER_LOST) for m in older
+                      if not ledger.attempts_left(m)}
+        now = self.core.clock.now()
+
+        def work(tx):
+            effects = Effects()
+            owned: set[str] = set()
+            for record in tx.missions_in_states([M.RUNNING], lane=connection.vp_id):
+                if record.lease_epoch < connection.lease_epoch:
+                    lose(tx, record, now, effects, (states or {}).get(record.mission_id), why="lease_superseded")
+                elif record.worker_owner == connection.owner and record.lease_epoch == connection.lease_epoch:
+                    owned.add(record.mission_id)
+                    connection.running[record.mission_id] = record.attempt
+                    connection.assigned_at[record.mission_id] = now
+                    if record.cancel_requested:
+                        effects.cancels.append((record, M.CANCELLED))
+            return owned, effects
+
+        owned, effects = await self.store.arun(work)
+        connection.reported = reported & owned
+        connection.reported_at = now
+        self.core.apply(effects)
+        return reported - owned
+
+    # --- heartbeat, started, progress ---------------------------------------------------
+    async def heartbeat(self, connection: WorkerConnection, beat: wc_pb.WorkerHeartbeat) -> None:
+        self._fence(connection, beat.lease_epoch)
+        try:
+            await self.core.registry.renew(connection.vp_id, connection.owner, connection.lease_epoch)
+        except grpc.aio.AioRpcError as error:
+            info = error_info(error)
+            if info is not None and info.reason == "LEASE_SUPERSEDED":
+                raise superseded(connection.vp_id, connection.lease_epoch, int(info.metadata.get("current_epoch", 0)),
+                                 info.metadata.get("current_owner", "")) from None
+            log.warning("lease renew for %s failed: %s", connection.vp_id, error.code().name,
+                        extra={"vp_id": connection.vp_id})
+        connection.reported = set(beat.running_mission_ids)
+        connection.reported_at = self.core.clock.now()
+
+    async def started(self, connection: WorkerConnection, started: wc_pb.MissionStarted) -> None:
+        self._fence(connection, started.lease_epoch)
+
+    async def progress(self, connection: WorkerConnection, progress: wc_pb.MissionProgress) -> None:
+        self._fence(connection, progress.lease_epoch)
+        if progress.seq <= connection.progress_seq.get(progress.mission_id, 0):
+            return  # a resend after reconnect: already recorded
+        now = self.core.clock.now()
+        payload = MessageToDict(progress.payload) if progress.HasField("payload") else {}
+
+        def work(tx):
+            record = tx.get_mission(progress.mission_id)
+            if not self._owns(connection, record, progress.attempt):
+                return False
+            ledger.emit(tx, record, "vp.mission.progress", now, seq=progress.seq, message=progress.message[:4096],
+                        run_id=record.run_id, data=payload)
+            return True
+
+        if await self.store.arun(work):
+            connection.progress_seq[progress.mission_id] = progress.seq
+            self.core.spawn(self.core.notifier.events_appended())
+
+    # --- result ---------------------------------------------------------------------------
+    async def result(self, connection: WorkerConnection, result: wc_pb.MissionResult) -> None:
+        self._fence(connection, result.lease_epoch)
+        outcome = PROTO_TO_STATE.get(result.outcome)
+        if outcome not in WORKER_OUTCOMES:
+            raise InvalidArgument(FieldViolation("result.outcome", "must be COMPLETED, FAILED, CANCELLED, BLOCKED "
+                                                                   "or TIMED_OUT"))
+        current = await self.store.aread(lambda tx: tx.get_mission(result.mission_id))
+        decision = None
+        if self._owns(connection, current, result.attempt):
+            if outcome == M.FAILED and not ledger.attempts_left(current):
+                decision = await self.core.failure_decision(current, Reason.FAILED)
+            elif outcome == M.TIMED_OUT:
+                decision = await self.core.failure_decision(current, Reason.TIMED_OUT)
+        now = self.core.clock.now()
+        error = result.error if result.HasField("error") else None
+
+        def work(tx):
+            effects = Effects()
+            record = tx.get_mission(result.mission_id, for_update=True)
+            if not self._owns(connection, record, result.attempt):
+                return record, effects  # duplicate or stale: acknowledge, change nothing
+            if outcome == M.FAILED and ledger.attempts_left(record):
+                record = ledger.requeue(tx, record, now, effects, reason="failed")
+            elif outcome in (M.FAILED, M.TIMED_OUT) and decision is not None:
+                record = ledger.give_up(tx, record, decision, now, effects, terminal=outcome,
+                                        error_code=error.code if error else outcome.value.upper(),
+                                        error_message=error.message if error else "")
+            else:
+                record = ledger.finish_from_worker(tx, record, outcome, now, effects, result_ref=result.result_ref,
+                                                   error=error, summary=result.summary)
+            return record, effects
+
+        record, effects = await self.store.arun(work)
+        connection.running.pop(result.mission_id, None)
+        connection.progress_seq.pop(result.mission_id, None)
+        self.core.apply(effects)
+        self.core.request_pump(connection.vp_id)
+        state = STATE_TO_PROTO[record.state] if record is not None else 0
+        connection.send(wc_pb.ConnectResponse(result_accepted=wc_pb.ResultAccepted(
+            mission_id=result.mission_id, attempt=result.attempt, state=state)))
+
+    async def draining(self, connection: WorkerConnection, draining: wc_pb.WorkerDraining) -> None:
+        self._fence(connection, draining.lease_epoch)
+        connection.draining = True
+        log.info("worker %s draining", connection.owner, extra={"vp_id": connection.vp_id})
+
+    # --- fencing -----------------------------------------------------------------------------
+    @staticmethod
+    def _fence(connection: WorkerConnection, lease_epoch: int) -> None:
+        if lease_epoch != connection.lease_epoch:
+            raise superseded(connection.vp_id, lease_epoch, connection.lease_epoch, connection.owner)
+
+    @staticmethod
+    def _owns(connection: WorkerConnection, record, attempt: int) -> bool:
+        return (record is not None and record.state == M.RUNNING and record.attempt == attempt
+                and record.worker_owner == connection.owner and record.lease_epoch == connection.lease_epoch)
+
+
+def lose(tx, record, now, effects: Effects, decision, *, why: str):
+    """A running mission whose worker is gone: cancel it if asked, else re-queue or give up."""
+    if record.cancel_requested:
+        return ledger.move(tx, record, M.CANCELLED, now, effects, event_payload={"reason": f"{why}; cancel requested"})
+    if ledger.attempts_left(record):
+        return ledger.requeue(tx, record, now, effects, reason=why)
+    if decision is None:
+        # Lane health was not looked up for this one (state changed since the read): hand it back.
+        decision = caller_fallback(record, Reason.WORKER_LOST)
+    return ledger.give_up(tx, record, decision, now, effects, terminal=M.FAILED, error_code="WORKER_LOST",
+                          error_message=f"worker lost ({why}) and no attempts left")
+

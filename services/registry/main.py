@@ -1,0 +1,80 @@
+"""vp-registry: the session registry service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import timedelta
+
+from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
+from services.common.clock import SystemClock
+from services.common.grpc_server import serve_until_signal, start_server
+from services.common.logging_setup import configure_logging
+from services.common.store import SqlStore
+from services.registry.registry import SessionRegistry
+from services.registry.servicer import SessionRegistryServicer, add_to_server
+from services.registry.settings import RegistrySettings
+from services.registry.sweeper import run_sweeper
+
+log = logging.getLogger("vp.registry")
+DEFAULT_DB = "sqlite:///.vp/registry.db"
+
+
+def build_parser() -> EnvArgumentParser:
+    parser = EnvArgumentParser(prog="vp-registry", description="VP session registry (vp.v1.SessionRegistry).")
+    parser.add_env_argument("--listen", env="VP_REGISTRY_LISTEN", default=f"{DEFAULT_HOST}:50051", type=host_port,
+                            help="HOST:PORT to bind; port 0 picks a free port")
+    parser.add_env_argument("--db", env="VP_DB_URL", default=DEFAULT_DB,
+                            help="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://...")
+    parser.add_env_argument("--lease-ttl", env="UA_VP_LEASE_TTL_SECONDS", default=30.0, type=positive_float,
+                            help="default lease TTL in seconds")
+    parser.add_env_argument("--sweep-interval", env="UA_VP_SWEEP_INTERVAL_SECONDS", default=5.0,
+                            type=positive_float, help="seconds between stale-session sweeps")
+    parser.add_env_argument("--recovery-grace", env="UA_VP_RECOVERY_GRACE_SECONDS", default=60.0, type=float,
+                            help="seconds a session stays DEGRADED before RECOVERING")
+    parser.add_env_argument("--heartbeat-stale", env="UA_VP_HEARTBEAT_STALE_SECONDS", default=None,
+                            type=positive_float, help="seconds without heartbeat before a session reads stale "
+                                                      "(default: 2 x lease TTL)")
+    parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
+    parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
+                            help="log format")
+    return parser
+
+
+def settings_from(args) -> RegistrySettings:
+    return RegistrySettings(
+        lease_ttl=timedelta(seconds=args.lease_ttl),
+        sweep_interval=timedelta(seconds=args.sweep_interval),
+        recovery_grace=timedelta(seconds=args.recovery_grace),
+        heartbeat_stale=timedelta(seconds=args.heartbeat_stale) if args.heartbeat_stale else None,
+    )
+
+
+async def run(args) -> None:
+    settings = settings_from(args)
+    store = SqlStore(args.db)
+    registry = SessionRegistry(store, SystemClock(), settings)
+    running = await start_server(args.listen, lambda server: add_to_server(SessionRegistryServicer(registry), server))
+    log.info("vp-registry listening on %s", running.address, extra={"address": running.address})
+    await serve_until_signal(
+        running,
+        background=[lambda: run_sweeper(registry.sweep_once, settings.sweep_interval.total_seconds())],
+        on_stop=lambda: asyncio.to_thread(store.close),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        settings_from(args)
+    except ValueError as exc:
+        print(f"vp-registry: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

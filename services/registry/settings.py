@@ -1,0 +1,35 @@
+"""Registry settings, named after the seeds' UA_VP_* variables where they fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+MIN_TTL = timedelta(seconds=1)
+MAX_TTL = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    lease_ttl: timedelta = timedelta(seconds=30)
+    sweep_interval: timedelta = timedelta(seconds=5)
+    recovery_grace: timedelta = timedelta(seconds=60)
+    # None means twice the lease TTL.
+    heartbeat_stale: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not MIN_TTL <= self.lease_ttl <= MAX_TTL:
+            problems.append(f"lease_ttl must be within {MIN_TTL}..{MAX_TTL}, got {self.lease_ttl}")
+        if self.sweep_interval <= timedelta(0):
+            problems.append("sweep_interval must be positive")
+        if self.recovery_grace < timedelta(0):
+            problems.append("recovery_grace must not be negative")
+        if self.heartbeat_stale is not None and self.heartbeat_stale <= timedelta(0):
+            problems.append("heartbeat_stale must be positive")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def heartbeat_stale_after(self) -> timedelta:
+        return self.heartbeat_stale or self.lease_ttl * 2

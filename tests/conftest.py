@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@functools.cache
+def _postgres_admin() -> tuple[sa.Engine | None, str]:
+    """One engine on the test PostgreSQL server for the whole run, or why there is none."""
+    url = make_url(os.environ.get("VP_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL))
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as error:
+        engine.dispose()
+        return None, f"PostgreSQL at {url.render_as_string()} is unreachable: {error.orig}"
+    return engine, url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], ids=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """A fresh, empty database URL per test, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    engine, detail = _postgres_admin()
+    if engine is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{detail} (CI must not skip PostgreSQL tests)")
+        pytest.skip(f"{detail}; set VP_TEST_POSTGRES_URL or start the server")
+    schema = f"t_{uuid.uuid4().hex}"
+    with engine.begin() as conn:
+        conn.execute(sa.schema.CreateSchema(schema))
+    # libpq options select the schema for every connection the code under test opens.
+    url = make_url(detail).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.DropSchema(schema, cascade=True))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """A fresh SQLite database file URL."""
+    return f"sqlite:///{tmp_path / 'store.db'}"
