@@ -12,8 +12,8 @@ DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @functools.cache
-def _postgres_admin() -> tuple[sa.Engine | None, str]:
-    """One engine on the test PostgreSQL server for the whole run, or why there is none."""
+def _postgres_admin() -> sa.Engine | str:
+    """An engine on the test PostgreSQL server, shared by the whole run, or why there is none."""
     url = make_url(os.environ.get("VP_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL))
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
@@ -23,8 +23,8 @@ def _postgres_admin() -> tuple[sa.Engine | None, str]:
             pass
     except sa.exc.OperationalError as error:
         engine.dispose()
-        return None, f"PostgreSQL at {url.render_as_string()} is unreachable: {error.orig}"
-    return engine, url.render_as_string(hide_password=False)
+        return f"PostgreSQL at {url.render_as_string()} is unreachable: {error.orig}"
+    return engine
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], ids=["sqlite", "postgres"])
@@ -33,20 +33,20 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    engine, detail = _postgres_admin()
-    if engine is None:
+    admin = _postgres_admin()
+    if isinstance(admin, str):
         if os.environ.get("CI"):
-            pytest.fail(f"{detail} (CI must not skip PostgreSQL tests)")
-        pytest.skip(f"{detail}; set VP_TEST_POSTGRES_URL or start the server")
+            pytest.fail(f"{admin} (CI must not skip PostgreSQL tests)")
+        pytest.skip(f"{admin}; start it or point VP_TEST_POSTGRES_URL elsewhere")
     schema = f"t_{uuid.uuid4().hex}"
-    with engine.begin() as conn:
+    with admin.begin() as conn:
         conn.execute(sa.schema.CreateSchema(schema))
     # libpq options select the schema for every connection the code under test opens.
-    url = make_url(detail).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        with engine.begin() as conn:
+        with admin.begin() as conn:
             conn.execute(sa.schema.DropSchema(schema, cascade=True))
 
 

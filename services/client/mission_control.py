@@ -243,7 +243,7 @@ class MissionControlClient(GrpcClient):
             try:
                 async for response in call:
                     event = response.event
-                    if last is not None and event.event_id <= last:
+                    if event.event_id <= max(request.after_event_id, last or 0):
                         continue  # a server replaying the cursor event must not duplicate it
                     last, failures = event.event_id, 0
                     yield event

@@ -56,22 +56,25 @@ class WorkerProtocol:
             raise superseded(hello.vp_id, hello.lease_epoch, session.lease_epoch, session.lease_owner)
         connection = WorkerConnection(vp_id=hello.vp_id, owner=hello.owner, session_id=session.session_id,
                                       lease_epoch=hello.lease_epoch, capacity=hello.capacity)
+        revoked, effects = await self._reconcile(connection, set(hello.running_mission_ids))
+        ttl = (expires - from_timestamp(session.last_heartbeat_at)) if session.HasField("last_heartbeat_at") \
+            else self.core.settings.heartbeat_interval * 3
+        interval = min(self.core.settings.heartbeat_interval, ttl / 3)
+        # Welcome goes first; only then may the hub push cancels and assignments to this stream.
+        connection.send(wc_pb.ConnectResponse(welcome=wc_pb.DispatcherWelcome(
+            session=session, heartbeat_interval=to_duration(interval), revoked_mission_ids=sorted(revoked))))
         previous = self.core.hub.attach(connection)
         if previous is not None and previous is not connection:
             previous.end(superseded(previous.vp_id, previous.lease_epoch, hello.lease_epoch, hello.owner)
                          if previous.lease_epoch < hello.lease_epoch else None)
         self.core.registry.invalidate()
-        revoked = await self._reconcile(connection, set(hello.running_mission_ids))
-        ttl = (expires - from_timestamp(session.last_heartbeat_at)) if session.HasField("last_heartbeat_at") \
-            else self.core.settings.heartbeat_interval * 3
-        interval = min(self.core.settings.heartbeat_interval, ttl / 3)
-        connection.send(wc_pb.ConnectResponse(welcome=wc_pb.DispatcherWelcome(
-            session=session, heartbeat_interval=to_duration(interval), revoked_mission_ids=sorted(revoked))))
+        self.core.apply(effects)
+        self.core.request_pump(connection.vp_id)
         log.info("worker %s connected (epoch %d, capacity %d)", hello.owner, hello.lease_epoch, hello.capacity,
                  extra={"vp_id": hello.vp_id, "lease_epoch": hello.lease_epoch})
         return connection
 
-    async def _reconcile(self, connection: WorkerConnection, reported: set[str]) -> set[str]:
+    async def _reconcile(self, connection: WorkerConnection, reported: set[str]) -> tuple[set[str], Effects]:
         """Adopt this worker's runs, end older terms' runs, re-send pending cancels."""
         states = None
         older = await self.store.aread(lambda tx: [
@@ -99,8 +102,7 @@ class WorkerProtocol:
         owned, effects = await self.store.arun(work)
         connection.reported = reported & owned
         connection.reported_at = now
-        self.core.apply(effects)
-        return reported - owned
+        return reported - owned, effects
 
     # --- heartbeat, started, progress ---------------------------------------------------
     async def heartbeat(self, connection: WorkerConnection, beat: wc_pb.WorkerHeartbeat) -> None:

@@ -36,11 +36,10 @@ from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.contracts.vp.v1 import worker_channel_service_pb2_grpc as wc_grpc
 from services.common.errors import PathNotAllowed
-from services.common.grpc_options import CHANNEL_OPTIONS
 from services.worker.guardrails import PathPolicy
 from services.worker.lane_config import LaneConfig
 from services.worker.runs import ActiveRun, RunSet, unique
-from services.worker.session import Backoff, LeaseKeeper, LeaseLost, Term, reason_of
+from services.worker.session import WORKER_CHANNEL_OPTIONS, Backoff, LeaseKeeper, LeaseLost, Term, reason_of
 
 log = logging.getLogger("vp.worker.channel")
 
@@ -62,7 +61,7 @@ class DispatcherLink:
         self.keeper = keeper
         self.runs = runs
         self.policy = policy
-        self._channel = grpc.aio.insecure_channel(config.dispatcher_addr, options=CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(config.dispatcher_addr, options=WORKER_CHANNEL_OPTIONS)
         self._stub = wc_grpc.WorkerChannelStub(self._channel)
         self._call: grpc.aio.StreamStreamCall | None = None
         self._write_lock = asyncio.Lock()
@@ -243,7 +242,6 @@ class DispatcherLink:
             await call.write(wc_pb.ConnectRequest(hello=hello))
             first = await asyncio.wait_for(call.read(), WELCOME_TIMEOUT)
             if first is grpc.aio.EOF:
-                await call.wait_for_connection()
                 log.warning("dispatcher %s ended the stream before welcome", addr, extra=self._extra)
                 return False
             if first.WhichOneof("message") != "welcome":
@@ -251,12 +249,9 @@ class DispatcherLink:
                             extra=self._extra)
                 return False
             welcome = first.welcome
-            interval = MIN_HEARTBEAT_INTERVAL
-            if welcome.HasField("heartbeat_interval"):
-                interval = welcome.heartbeat_interval.ToTimedelta().total_seconds()
-            if interval <= 0:
-                interval = DEFAULT_HEARTBEAT_INTERVAL
-            interval = max(MIN_HEARTBEAT_INTERVAL, interval)
+            interval = DEFAULT_HEARTBEAT_INTERVAL
+            if welcome.HasField("heartbeat_interval") and welcome.heartbeat_interval.ToNanoseconds() > 0:
+                interval = max(MIN_HEARTBEAT_INTERVAL, welcome.heartbeat_interval.ToTimedelta().total_seconds())
             for mission_id in welcome.revoked_mission_ids:
                 self.runs.revoke(mission_id)
                 self.forget_results(mission_id)
@@ -378,9 +373,9 @@ class DispatcherLink:
 
 
 async def _cancel(task: asyncio.Task) -> None:
+    """Cancel a helper task and wait until it is gone (our own cancellation still propagates)."""
     if not task.done():
         task.cancel()
-    try:
-        await task
-    except BaseException:  # noqa: BLE001 - we only want it gone
-        pass
+        await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not warn about it

@@ -37,6 +37,15 @@ from services.worker.lane_config import LaneConfig
 
 log = logging.getLogger("vp.worker.session")
 
+#: CHANNEL_OPTIONS (keepalive matched with the servers) plus a short gRPC
+#: reconnect backoff: by default a channel that failed to connect waits up to
+#: 120 s before trying again, which would defeat the worker's own ~2 s reconnect.
+WORKER_CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    *CHANNEL_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
 #: Deadline of one registry call.
 CALL_TIMEOUT = 5.0
 #: Transient gRPC codes: retry with backoff.
@@ -119,7 +128,7 @@ class LeaseKeeper:
         self.runtime_id = runtime or runtime_id()
         self.clock = clock or SystemClock()
         self.term: Term | None = None
-        self._channel = grpc.aio.insecure_channel(config.registry_addr, options=CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(config.registry_addr, options=WORKER_CHANNEL_OPTIONS)
         self._stub = reg_grpc.SessionRegistryStub(self._channel)
         self._extra = {"vp_id": config.vp_id}
 

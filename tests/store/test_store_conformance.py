@@ -365,6 +365,19 @@ def test_read_transactions_refuse_writes(store):
     assert store.read(everything) == ([], [], [])
 
 
+def test_nested_transactions_on_one_store_are_refused(store):
+    def nested(tx):
+        tx.insert_session(session("vp-1"))
+        store.run(lambda inner: inner.insert_session(session("vp-2")))
+
+    with pytest.raises(RuntimeError, match="inside another transaction"):
+        store.run(nested)
+    with pytest.raises(RuntimeError, match="inside another transaction"):
+        store.read(lambda tx: store.read(lambda inner: inner.last_event_id()))
+    assert store.read(everything) == ([], [], [])
+    store.run(lambda tx: tx.insert_session(session("vp-3")))  # the guard was reset
+
+
 def test_a_read_sees_one_snapshot_across_its_queries(store):
     store.run(lambda tx: tx.insert_mission(mission("m-1")))
     first_query_done, other_write_done = threading.Event(), threading.Event()

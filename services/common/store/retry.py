@@ -45,7 +45,8 @@ def classify(error: BaseException) -> Transient | None:
     orig = error.orig
     sqlite_code = getattr(orig, "sqlite_errorcode", None)
     if sqlite_code is not None:
-        return Transient.BUSY if sqlite_code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED) else None
+        # Extended codes (e.g. SQLITE_BUSY_SNAPSHOT) carry the primary code in the low byte.
+        return Transient.BUSY if (sqlite_code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED) else None
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in _PG_RETRY_SQLSTATES:
         return Transient.BUSY

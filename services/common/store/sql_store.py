@@ -47,6 +47,7 @@ class SqlStore:
         # SQLite: one writer plus a few WAL readers; PostgreSQL: one thread per pooled connection.
         workers = 4 if sqlite else self._engine.pool.size()  # type: ignore[attr-defined]
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vp-store")
+        self._in_transaction = threading.local()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -62,6 +63,8 @@ class SqlStore:
         return call_with_retry(lambda: self._attempt(fn, read_only=True))
 
     async def arun(self, fn: Callable[[Tx], T]) -> T:
+        """run() on the store's thread pool. Cancelling the awaiting task does
+        not stop the transaction: it may still commit."""
         return await self._in_executor(self.run, fn)
 
     async def aread(self, fn: Callable[[Tx], T]) -> T:
@@ -81,6 +84,11 @@ class SqlStore:
         self.close()
 
     def _attempt(self, fn: Callable[[Tx], T], *, read_only: bool) -> T:
+        if getattr(self._in_transaction, "active", False):
+            # A second transaction from inside fn would wait forever for the
+            # write lock this thread holds (SQLite) or silently not see, and
+            # not roll back with, the outer one (PostgreSQL).
+            raise RuntimeError("store.run()/read() called inside another transaction of the same store; use its tx")
         lock = self._write_lock if self._write_lock is not None and not read_only else nullcontext()
         with lock, self._engine.connect() as conn:
             if read_only:
@@ -89,8 +97,12 @@ class SqlStore:
                     # READ COMMITTED takes a new snapshot per statement; a read
                     # made of several queries should see one state of the world.
                     conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                return fn(SqlTx(conn, read_only=read_only))
+            self._in_transaction.active = True
+            try:
+                with conn.begin():
+                    return fn(SqlTx(conn, read_only=read_only))
+            finally:
+                self._in_transaction.active = False
 
     async def _in_executor(self, call: Callable[[Callable[[Tx], T]], T], fn: Callable[[Tx], T]) -> T:
         # Carry contextvars (trace context, deadlines) into the store thread.

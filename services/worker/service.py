@@ -1,0 +1,154 @@
+"""The worker: one lane, one lease, one dispatcher stream, up to ``capacity`` runs.
+
+    lease (registry) -> workspace -> stream (dispatcher) -> runs
+                 ^                                  |
+                 +---- LEASE_SUPERSEDED: stop all --+
+
+``run_worker(config, stop_event=...)`` returns when ``stop_event`` is set and
+the drain is over, or when no lease could be had before it was set. It raises
+WorkerFatal for conditions retrying cannot fix (retired session, unusable
+workspace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from services.common.clock import Clock, SystemClock
+from services.worker.channel import DispatcherLink
+from services.worker.lane_config import LaneConfig
+from services.worker.runs import RunSet
+from services.worker.session import LeaseKeeper, LeaseLost, Term, WorkerFatal
+
+log = logging.getLogger("vp.worker")
+
+#: After the drain deadline, how long results may still take to be acknowledged.
+RESULT_FLUSH_GRACE = 3.0
+
+
+async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_event: asyncio.Event | None = None,
+                     owner: str | None = None, clock: Clock | None = None) -> None:
+    """Serve the lane until ``stop_event``; then drain (see drain()).
+
+    ``force_event`` (a second SIGTERM/SIGINT) cuts the drain short."""
+    clock = clock or SystemClock()
+    extra = {"vp_id": config.vp_id}
+    keeper = LeaseKeeper(config, owner=owner, clock=clock)
+    runs = RunSet(vp_id=config.vp_id, executor=config.build_executor(), capacity=config.capacity, clock=clock)
+    link = DispatcherLink(config, keeper, runs, config.path_policy())
+    runs.reporter = link
+    log.info("vp-worker %s starting: owner %s, executor %s, capacity %d, dispatcher %s, registry %s",
+             config.vp_id, keeper.owner, config.executor, config.capacity, config.dispatcher_addr,
+             config.registry_addr, extra=extra)
+    try:
+        term = await keeper.acquire(stop_event)
+        while term is not None:
+            runs.workspace_dir = _prepare_workspace(term)
+            term_task = asyncio.create_task(link.serve_term(term), name="term")
+            stop_task = asyncio.create_task(stop_event.wait(), name="stop")
+            done, _ = await asyncio.wait({term_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if term_task not in done:
+                await drain(config, keeper, link, runs, term_task, force_event)
+                return
+            stop_task.cancel()
+            error = term_task.exception()
+            if not isinstance(error, LeaseLost):
+                term_task.result()  # re-raise anything unexpected
+                return
+            await _term_over(link, runs, term, str(error))
+            if stop_event.is_set():
+                log.info("stopping: the lease term was lost; nothing to drain", extra=extra)
+                return
+            term = await keeper.acquire(stop_event, after_epoch=term.lease_epoch)
+        log.info("stopped before a lease was acquired", extra=extra)
+    finally:
+        await link.aclose()
+        await keeper.close()
+
+
+async def _term_over(link: DispatcherLink, runs: RunSet, term: Term, why: str) -> None:
+    """The lease term is over: a zombie must not act. Stop every run, drop every
+    unacknowledged result, report nothing."""
+    dropped = link.forget_results()
+    log.error("lease term epoch %d is over (%s): stopping %d run(s), dropping %d unacknowledged result(s); "
+              "will acquire a new term", term.lease_epoch, why, len(runs), dropped,
+              extra={"vp_id": term.vp_id, "lease_epoch": term.lease_epoch})
+    await runs.stop_all("lease term over")
+    link.forget_results()
+
+
+def _prepare_workspace(term: Term) -> Path:
+    workspace = Path(term.workspace_dir)
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkerFatal(f"cannot create workspace {str(workspace)!r} of session {term.session_id}: {exc}") from exc
+    return workspace
+
+
+async def drain(config: LaneConfig, keeper: LeaseKeeper, link: DispatcherLink, runs: RunSet,
+                term_task: asyncio.Task, force_event: asyncio.Event | None = None) -> None:
+    """SIGTERM/SIGINT: send ``draining``, take no more work, let runs finish for
+    up to drain_timeout, stop the rest without reporting them, deliver the
+    results, close the stream, and release the lease only if nothing is left in
+    flight (otherwise the lease expires and the dispatcher re-queues)."""
+    extra = {"vp_id": config.vp_id}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + float(config.drain_timeout)
+    log.info("draining: %d run(s) in flight, up to %gs", len(runs), config.drain_timeout, extra=extra)
+    await link.send_draining()
+
+    waiters: set[asyncio.Task] = {term_task}
+    idle = asyncio.create_task(runs.wait_idle())
+    force = asyncio.create_task(force_event.wait()) if force_event is not None else None
+    if force is not None:
+        waiters.add(force)
+    try:
+        await asyncio.wait({idle, *waiters}, timeout=float(config.drain_timeout), return_when=asyncio.FIRST_COMPLETED)
+        lost = _term_lost(term_task)
+        left = 0
+        if lost:
+            await _term_over(link, runs, keeper.term or link.term, "lost while draining")  # type: ignore[arg-type]
+        elif len(runs):
+            left = len(runs)
+            log.warning("drain %s: stopping %d run(s) without reporting them; the dispatcher re-queues them "
+                        "once the lease expires", "cut short" if force is not None and force.done() else "timed out",
+                        left, extra=extra)
+            await runs.stop_all("drain timeout")
+
+        if not lost and link.pending_results:
+            flush = asyncio.create_task(link.wait_results_acknowledged())
+            remaining = max(deadline - loop.time(), RESULT_FLUSH_GRACE)
+            await asyncio.wait({flush, *waiters}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            flush.cancel()
+            lost = _term_lost(term_task)
+        unacked = link.pending_results
+
+        await link.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(term_task), 5.0)
+        except BaseException:  # noqa: BLE001 - LeaseLost/timeout: handled below
+            pass
+        if not term_task.done():
+            term_task.cancel()
+            await asyncio.wait({term_task})
+        lost = lost or _term_lost(term_task)
+
+        if lost:
+            log.info("drained; the lease term was lost, nothing to release", extra=extra)
+        elif left or unacked:
+            log.warning("drained; NOT releasing the lease (%d run(s) stopped unfinished, %d result(s) "
+                        "unacknowledged): it expires and the dispatcher re-queues them", left, unacked, extra=extra)
+        else:
+            await keeper.release()
+            log.info("drained; lease released", extra=extra)
+    finally:
+        idle.cancel()
+        if force is not None:
+            force.cancel()
+
+
+def _term_lost(task: asyncio.Task) -> bool:
+    return task.done() and not task.cancelled() and isinstance(task.exception(), LeaseLost)

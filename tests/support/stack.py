@@ -1,0 +1,69 @@
+"""In-process registry + dispatcher on real gRPC ports and a real database, for
+integration tests that need to reach inside (clock, settings, supervisor)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import grpc
+
+from services.common.clock import SystemClock
+from services.common.contracts.vp.v1 import mission_control_service_pb2_grpc as mc_grpc
+from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
+from services.common.grpc_server import RunningServer, start_server
+from services.common.store import SqlStore
+from services.dispatcher.core import DispatcherCore
+from services.dispatcher.lane_health import RegistryClient
+from services.dispatcher.missions_api import MissionsApi
+from services.dispatcher.servicers import add_to_server as add_dispatcher
+from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.supervision import Supervisor
+from services.dispatcher.worker_protocol import WorkerProtocol
+from services.registry.registry import SessionRegistry
+from services.registry.servicer import SessionRegistryServicer
+from services.registry.servicer import add_to_server as add_registry
+from services.registry.settings import RegistrySettings
+
+
+@dataclass
+class Stack:
+    registry_address: str
+    dispatcher_address: str
+    core: DispatcherCore
+    supervisor: Supervisor
+    store: SqlStore
+    missions: mc_grpc.MissionControlStub
+    sessions: reg_grpc.SessionRegistryStub
+    _closers: list = field(default_factory=list)
+
+
+@asynccontextmanager
+async def running_stack(db_url: str, settings: DispatcherSettings | None = None, *,
+                        lease_ttl: timedelta = timedelta(seconds=30)):
+    clock = SystemClock()
+    store = SqlStore(db_url)
+    registry = SessionRegistry(store, clock, RegistrySettings(lease_ttl=lease_ttl))
+    registry_server: RunningServer = await start_server(
+        "127.0.0.1:0", lambda s: add_registry(SessionRegistryServicer(registry), s))
+    settings = settings or DispatcherSettings(heartbeat_interval=timedelta(milliseconds=200),
+                                              health_cache_ttl=timedelta(0))
+    registry_client = RegistryClient(registry_server.address, settings.health_cache_ttl.total_seconds())
+    core = DispatcherCore(store, clock, settings, registry_client)
+    dispatcher_server = await start_server(
+        "127.0.0.1:0", lambda s: add_dispatcher(MissionsApi(core), WorkerProtocol(core), s))
+    channel = grpc.aio.insecure_channel(dispatcher_server.address)
+    registry_channel = grpc.aio.insecure_channel(registry_server.address)
+    stack = Stack(registry_server.address, dispatcher_server.address, core, Supervisor(core), store,
+                  mc_grpc.MissionControlStub(channel), reg_grpc.SessionRegistryStub(registry_channel))
+    try:
+        yield stack
+    finally:
+        await channel.close()
+        await registry_channel.close()
+        await dispatcher_server.stop(0)
+        await core.close()
+        await registry_client.close()
+        await registry_server.stop(0)
+        store.close()
