@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from services.cli import exit_codes
 from services.cli.output import Output
-from services.client import ClientError, MissionControlClient, SessionsClient, is_terminal, mission_state_name
+from services.client import MissionControlClient, SessionsClient, is_terminal, mission_state_name
 from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
 
 log = logging.getLogger("vpctl")
@@ -202,4 +202,4 @@ async def run_command(args) -> int:
         await ctx.close()
 
 
-__all__ = ["COMMANDS", "ClientError", "Context", "follow_mission", "run_command"]
+__all__ = ["COMMANDS", "Context", "follow_mission", "run_command"]

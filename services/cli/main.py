@@ -113,7 +113,9 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("--max-attempts", type=_non_negative_int, default=0, help="total attempts; 0: server default")
     p.add_argument("--label", type=_label, action="append", metavar="KEY=VALUE", help="label (repeatable)")
     p.add_argument("--constraints", type=_json_object, metavar="JSON", help="constraints as a JSON object")
-    p.add_argument("--deadline-seconds", type=positive_float, metavar="S", help="deadline S seconds from now")
+    p.add_argument("--deadline-seconds", type=positive_float, metavar="S",
+                   help="deadline S seconds from now (part of the envelope: re-running the command with the "
+                        "same --idempotency-key and this flag is a different envelope, i.e. a conflict)")
     p.add_argument("--budget-seconds", type=positive_float, metavar="S", help="run-time budget of one attempt")
     p.add_argument("--wait", action="store_true", help="show live progress until the mission ends")
     p.add_argument("--wait-timeout", type=_non_negative_float, metavar="S",
@@ -163,7 +165,9 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("--follow", action="store_true", help="keep following new events")
 
     p = command("up", "start the embedded stack (registry, dispatcher, two workers on SQLite)")
-    p.add_argument("--data-dir", metavar="DIR", default=".vp", help="where the stack keeps its state")
+    p.add_argument("--data-dir", metavar="DIR", default=os.environ.get("VP_DATA_DIR", ".vp"),
+                   help="where the stack keeps its state (databases, workspaces) [env: VP_DATA_DIR]")
+    p.add_argument("--no-demo", action="store_true", help="do not run the demo mission after start")
     return parser
 
 

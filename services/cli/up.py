@@ -1,13 +1,148 @@
-"""vpctl up: start the whole embedded stack (registry, dispatcher, two workers on
-SQLite). Placeholder until the real implementation replaces run_up."""
+"""vpctl up: the embedded default. Starts the registry, the dispatcher and one
+demo worker each for vp.coder.primary and vp.general.primary, all on SQLite
+under --data-dir, runs a demo mission so the work is visible, and stays up
+until Ctrl-C, which stops everything cleanly (workers drain first)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli import exit_codes
+from services.client import SyncMissionControlClient, SyncSessionsClient, is_terminal, mission_state_name
+
+LANES = ("vp.coder.primary", "vp.general.primary")
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+
+
+def _spawn(name: str, module: str, *args: str) -> Child:
+    process = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def relay() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stderr.write(f"[{name}] {line}")
+
+    threading.Thread(target=relay, daemon=True).start()
+    return Child(name, process)
+
+
+def _wait_healthy(address: str, service: str, child: Child) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with {child.process.returncode}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"{child.name} did not become healthy on {address} within {READY_TIMEOUT_S:.0f}s")
+
+
+def _wait_lanes(registry: str, children: list[Child]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with SyncSessionsClient(registry) as sessions:
+        while time.monotonic() < deadline:
+            for child in children:
+                if child.process.poll() is not None:
+                    raise RuntimeError(f"{child.name} exited with {child.process.returncode}")
+            live = {s.vp_id for s in sessions.list_sessions(stale=False) if s.lease_owner}
+            if set(LANES) <= live:
+                return
+            time.sleep(0.2)
+    raise RuntimeError("workers did not acquire their leases in time")
+
+
+def _demo(dispatcher: str) -> None:
+    with SyncMissionControlClient(dispatcher) as missions:
+        mission, route, _ = missions.dispatch("vp.general.primary", "task",
+                                              "Write a short poem about missions that always finish")
+        mission_id = mission.envelope.mission_id
+        print(f"demo mission {mission_id}: {route.provenance}", flush=True)
+        for event in missions.events(mission_id=mission_id, follow=True):
+            detail = event.payload["message"] if "message" in event.payload else ""
+            print(f"  {event.event_type} {detail}".rstrip(), flush=True)
+            if event.event_type in {"vp.mission.completed", "vp.mission.failed", "vp.mission.cancelled",
+                                    "vp.mission.timed_out"}:
+                break
+        final = missions.get(mission_id)
+        print(f"demo mission {mission_state_name(final.state)}; artifacts in {final.result_ref}", flush=True)
+        if is_terminal(final.state) and final.result_ref:
+            result = missions.read_artifacts(mission_id, "result.md")
+            print(result.get("result.md", b"").decode(errors="replace"), flush=True)
+
+
+def _stop(children: list[Child]) -> None:
+    for child in reversed(children):  # workers drain first, the registry goes last
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+            try:
+                child.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
 
 
 def run_up(args) -> int:
-    print("vpctl up: not implemented yet", file=sys.stderr)
-    return exit_codes.USAGE
+    data = Path(args.data_dir).resolve()
+    (data / "handoff").mkdir(parents=True, exist_ok=True)
+    registry, dispatcher = args.registry, args.dispatcher
+    # A signal handler must not take locks the interrupted code may hold
+    # (Event.set inside Event.wait deadlocks): it only flips a flag.
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    children: list[Child] = []
+    try:
+        children.append(_spawn("registry", "services.registry.main", "--listen", registry,
+                               "--db", f"sqlite:///{data / 'registry.db'}"))
+        _wait_healthy(registry, "vp.v1.SessionRegistry", children[-1])
+        children.append(_spawn("dispatcher", "services.dispatcher.main", "--listen", dispatcher,
+                               "--db", f"sqlite:///{data / 'dispatcher.db'}", "--registry", registry,
+                               "--allowed-roots", str(data / "handoff")))
+        _wait_healthy(dispatcher, "vp.v1.MissionControl", children[-1])
+        for vp_id in LANES:
+            children.append(_spawn(vp_id, "services.worker.main", "--dispatcher", dispatcher, "--registry",
+                                   registry, "--vp-id", vp_id, "--workspace-root", str(data / "workspaces"),
+                                   "--executor", "demo", "--allowed-root", str(data / "handoff")))
+        _wait_lanes(registry, children)
+        print(f"VP Mission Control is up: registry {registry}, dispatcher {dispatcher}, data in {data}",
+              flush=True)
+        if not args.no_demo:
+            _demo(dispatcher)
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stopping:
+            time.sleep(0.2)
+            dead = [c for c in children if c.process.poll() is not None]
+            if dead:
+                print(f"vpctl up: {dead[0].name} exited with {dead[0].process.returncode}; stopping",
+                      file=sys.stderr)
+                return exit_codes.ERROR
+        print("stopping...", flush=True)
+        return exit_codes.OK
+    except RuntimeError as error:
+        print(f"vpctl up: {error}", file=sys.stderr)
+        return exit_codes.UNAVAILABLE
+    finally:
+        _stop(children)

@@ -54,8 +54,10 @@ class ClientError(Exception):
         if self.reason and self.reason != head:
             head = f"{head} {self.reason}"
         text = f"{head}: {self.message}" if self.message else head
-        if self.field_violations:
-            text += " [" + "; ".join(f"{v.field}: {v.description}" for v in self.field_violations) + "]"
+        extra = [f"{v.field}: {v.description}" for v in self.field_violations]
+        extra = [item for item in extra if item not in self.message]  # servers often repeat them
+        if extra:
+            text += " [" + "; ".join(extra) + "]"
         return text
 
     @classmethod

@@ -33,7 +33,8 @@ class _LoopThread:
                 except StopAsyncIteration:
                     return
         finally:
-            self.run(agen.aclose())
+            if self.thread.is_alive() and not self.loop.is_closed():
+                self.run(agen.aclose())
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -47,6 +47,7 @@ def move(tx: Tx, record: MissionRecord, target: MissionState, now: datetime, eff
     updated = replace(record, state=target, updated_at=now, **changes)
     if target.terminal:
         updated = replace(updated, completed_at=now)
+    if target.terminal or target == M.BLOCKED:
         effects.terminal.append(updated)
     if record.state == M.RUNNING:
         effects.freed.append(record)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from services.common.store import SqlStore
 from services.dispatcher.core import DispatcherCore
 from services.dispatcher.lane_health import RegistryClient
 from services.dispatcher.missions_api import MissionsApi
-from services.dispatcher.routing import default_lanes, describe_env_vars, flags_from_env, validate_lanes
+from services.common.validation import check_vp_id
+from services.dispatcher.routing import LaneConfig, default_lanes, describe_env_vars, flags_from_env, validate_lanes
 from services.dispatcher.servicers import add_to_server
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.supervision import Supervisor
@@ -51,6 +53,12 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--coder-fallback-to-general", env="VP_CODER_FALLBACK_TO_GENERAL", default=False,
                             type=lambda v: v.lower() in {"1", "true", "yes", "on"},
                             help="re-route vp.coder.primary fallbacks to vp.general.primary instead of the caller")
+    parser.add_env_argument("--extra-lanes", env="VP_EXTRA_LANES", default="",
+                            help="comma-separated vp_ids served besides the two primary lanes (fallback: caller)")
+    parser.add_env_argument("--lane-max-in-flight", env="VP_LANE_MAX_IN_FLIGHT", default=64, type=int,
+                            help="per-lane limit of running missions before queueing counts against capacity")
+    parser.add_env_argument("--lane-max-queue", env="VP_LANE_MAX_QUEUE_DEPTH", default=10_000, type=int,
+                            help="per-lane queue depth beyond which missions fall back (over_capacity)")
     parser.add_env_argument("--heartbeat-interval", env="VP_HEARTBEAT_INTERVAL_SECONDS", default=5.0,
                             type=positive_float, help="seconds between worker heartbeats (capped at lease TTL / 3)")
     parser.add_env_argument("--supervise-interval", env="VP_SUPERVISE_INTERVAL_SECONDS", default=0.5,
@@ -65,6 +73,12 @@ def build_parser() -> EnvArgumentParser:
 
 def settings_from(args) -> DispatcherSettings:
     lanes = default_lanes(coder_falls_back_to_general=args.coder_fallback_to_general)
+    for vp_id in filter(None, (v.strip() for v in args.extra_lanes.split(","))):
+        if check_vp_id(vp_id):
+            raise ValueError(f"extra lane {vp_id!r} is not a valid vp_id")
+        lanes[vp_id] = LaneConfig(vp_id, frozenset())
+    lanes = {vp_id: replace(cfg, max_in_flight=args.lane_max_in_flight, max_queue_depth=args.lane_max_queue)
+             for vp_id, cfg in lanes.items()}
     validate_lanes(lanes)
     return DispatcherSettings(
         lanes=lanes, flags=flags_from_env(os.environ, lanes), allowed_roots=_paths(args.allowed_roots),

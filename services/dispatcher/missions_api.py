@@ -99,7 +99,8 @@ class MissionsApi:
         while True:
             record = await self.get(mission_id)
             remaining = deadline - asyncio.get_running_loop().time()
-            if record.state.terminal:
+            # BLOCKED waits for outside input: the caller has to act, so stop waiting.
+            if record.state.terminal or record.state == M.BLOCKED:
                 return record, False
             if remaining <= 0:
                 return record, True

@@ -75,6 +75,7 @@ class DispatcherLink:
         self.draining = False
         self.term: Term | None = None
         self.connections = 0
+        self._failed_attempts = 0
 
     @property
     def _extra(self) -> dict:
@@ -256,6 +257,7 @@ class DispatcherLink:
                 self.runs.revoke(mission_id)
                 self.forget_results(mission_id)
             welcomed = True
+            self._failed_attempts = 0
             self.connections += 1
             self.connected.set()
             self._disconnected.clear()
@@ -271,21 +273,29 @@ class DispatcherLink:
             while True:
                 response = await call.read()
                 if response is grpc.aio.EOF:
-                    log.warning("dispatcher %s closed the stream; reconnecting", addr, extra=self._extra)
+                    if self._closing.is_set():
+                        log.info("stream to dispatcher %s closed", addr, extra=self._extra)
+                    else:
+                        log.warning("dispatcher %s closed the stream; reconnecting", addr, extra=self._extra)
                     break
-                await self._handle(term, response)
+                try:
+                    await self._handle(term, response)
+                except Exception:  # noqa: BLE001 - one bad message must not take the worker down
+                    log.exception("failed to handle dispatcher message %s", response.WhichOneof("message"),
+                                  extra=self._extra)
         except grpc.aio.AioRpcError as error:
             reason = reason_of(error)
             if error.code() == grpc.StatusCode.FAILED_PRECONDITION and reason in TERM_OVER_REASONS:
                 log.error("dispatcher ended the stream: %s (%s); lease term epoch %d is over", reason,
                           error.details(), term.lease_epoch, extra=self._extra)
                 raise LeaseLost(f"dispatcher: {reason}: {error.details()}") from None
-            level = logging.WARNING if welcomed or self.connections == 0 else logging.DEBUG
-            log.log(level, "dispatcher stream %s: %s%s: %s", "lost" if welcomed else "not established",
-                    error.code().name, f" ({reason})" if reason else "", error.details(), extra=self._extra)
+            self._log_stream_error(welcomed, error, reason)
         except asyncio.TimeoutError:
+            self._failed_attempts += 1
             log.warning("no welcome from dispatcher %s within %.0fs; reconnecting", addr, WELCOME_TIMEOUT,
                         extra=self._extra)
+        except Exception as exc:  # noqa: BLE001 - e.g. InvalidStateError writing to a finished call
+            log.warning("dispatcher stream failed: %r; reconnecting", exc, extra=self._extra)
         finally:
             self.connected.clear()
             self._disconnected.set()
@@ -294,6 +304,17 @@ class DispatcherLink:
                 await _cancel(heartbeats)
             call.cancel()
         return welcomed
+
+    def _log_stream_error(self, welcomed: bool, error: grpc.aio.AioRpcError, reason: str) -> None:
+        what = f"{error.code().name}{f' ({reason})' if reason else ''}: {error.details()}"
+        if welcomed:
+            log.warning("dispatcher stream lost: %s; reconnecting", what, extra=self._extra)
+            return
+        self._failed_attempts += 1
+        # The first failure, then one line every 30 attempts (about a minute at the 2 s cap).
+        level = logging.WARNING if self._failed_attempts % 30 == 1 else logging.DEBUG
+        log.log(level, "cannot connect to dispatcher %s (attempt %d): %s", self.config.dispatcher_addr,
+                self._failed_attempts, what, extra=self._extra)
 
     async def _heartbeats(self, term: Term, interval: float) -> None:
         while True:

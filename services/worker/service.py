@@ -64,6 +64,8 @@ async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_eve
             term = await keeper.acquire(stop_event, after_epoch=term.lease_epoch)
         log.info("stopped before a lease was acquired", extra=extra)
     finally:
+        if len(runs):  # only on an error path: never leave executors (child processes) behind
+            await runs.stop_all("worker exiting")
         await link.aclose()
         await keeper.close()
 

@@ -21,7 +21,7 @@ import random
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import metadata
 
 import grpc
@@ -153,7 +153,7 @@ class LeaseKeeper:
             workspace_dir=str(self.config.default_workspace_dir), ttl=to_duration(self.ttl),
         )
         last_wait_note: tuple[str, str] | None = None
-        unreachable_logged = False
+        failures = 0
         while not stop.is_set():
             try:
                 reply = await self._stub.AcquireLease(request, timeout=CALL_TIMEOUT)
@@ -172,10 +172,11 @@ class LeaseKeeper:
                 elif code == grpc.StatusCode.INVALID_ARGUMENT:
                     raise WorkerFatal(f"registry refused AcquireLease: {error.details()}") from None
                 else:
-                    if not unreachable_logged or code not in TRANSIENT:
-                        log.warning("registry %s: AcquireLease failed (%s: %s); retrying",
-                                    self.config.registry_addr, code.name, error.details(), extra=self._extra)
-                        unreachable_logged = True
+                    failures += 1
+                    if failures % 30 == 1 or code not in TRANSIENT:
+                        log.warning("registry %s: AcquireLease failed (%s: %s); retrying (attempt %d)",
+                                    self.config.registry_addr, code.name, error.details(), failures,
+                                    extra=self._extra)
                     delay = backoff.next()
                 if await _wait(stop, delay):
                     return None
@@ -201,8 +202,6 @@ class LeaseKeeper:
         return None
 
     def _seconds_until(self, iso: str) -> float:
-        from datetime import datetime
-
         try:
             when = datetime.fromisoformat(iso)
         except (TypeError, ValueError):

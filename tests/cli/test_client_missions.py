@@ -104,7 +104,7 @@ async def test_dispatch_envelope_fields(fake_server):
     env = mission.envelope
     assert env.constraints["lang"] == "en" and env.constraints["max_words"] == 100
     assert dict(env.labels) == {"team": "ops"} and env.priority == 5 and env.max_attempts == 2
-    assert env.deadline.ToDatetime(tzinfo=timezone.utc) == deadline.replace(microsecond=deadline.microsecond)
+    assert env.deadline.ToDatetime(tzinfo=timezone.utc) == deadline
     assert env.budget.max_duration.seconds == 90 and env.target_path == "/tmp/out"
     assert env.source.session_id == "s-1" and env.source.reply_mode == enums.REPLY_MODE_ASYNC
 

@@ -46,8 +46,9 @@ def free_port() -> int:
 def test_help_lists_env_vars_and_exit_codes():
     result = vpctl("--help")
     assert result.returncode == 0
-    for name in ("VP_DISPATCHER_ADDR", "VP_REGISTRY_ADDR", "VPCTL_TIMEOUT"):
-        assert f"[env: {name}]" in result.stdout
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    for name in ("VP_DISPATCHER_ADDR", "VP_REGISTRY_ADDR", "VPCTL_TIMEOUT", "VPCTL_LOG_LEVEL"):
+        assert f"[env: {name}]" in text
     assert "exit codes:" in result.stdout and "5  unavailable" in result.stdout
     for command in ("dispatch", "get", "list", "wait", "cancel", "artifacts", "sessions", "events", "up"):
         assert command in result.stdout
@@ -95,9 +96,14 @@ def test_dispatch_options_reach_the_envelope(fake_thread):
     env = data["mission"]["envelope"]
     assert env["idempotency_key"] == "k-7" and env["target_path"] == "/srv/x" and env["priority"] == 3
     assert env["max_attempts"] == 2 and env["constraints"] == {"lang": "py"} and "deadline" in env
-    again = dispatch_json(fake_thread, "--idempotency-key", "k-7", "--target-path", "/srv/x", "--priority", "3",
-                          "--max-attempts", "2", "--constraints", '{"lang": "py"}')
-    assert again["deduplicated"] is False or again["mission"]["envelope"]["mission_id"] == env["mission_id"]
+
+    first = dispatch_json(fake_thread, "--idempotency-key", "k-8", "--label", "a=b")
+    again = dispatch_json(fake_thread, "--idempotency-key", "k-8", "--label", "a=b")
+    assert first["deduplicated"] is False and again["deduplicated"] is True
+    assert again["mission"]["envelope"]["mission_id"] == first["mission"]["envelope"]["mission_id"]
+    human = vpctl("dispatch", "--vp-id", "vp.coder.primary", "--type", "code", "--objective", "obj",
+                  "--idempotency-key", "k-8", "--label", "a=b", server=fake_thread)
+    assert human.returncode == 0 and human.stdout.startswith("existing mission")
 
 
 def test_exit_codes_for_errors(fake_thread):

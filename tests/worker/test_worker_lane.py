@@ -48,6 +48,14 @@ time.sleep(60)
 """
 
 
+def dispose(proc: ServiceProcess) -> None:
+    """SIGKILL if still running, then close its output pipe once the reader thread is done."""
+    proc.kill()
+    proc._reader.join(timeout=5)
+    if proc.proc.stdout is not None and not proc._reader.is_alive():
+        proc.proc.stdout.close()
+
+
 @pytest.fixture(scope="module")
 def registry_addr(tmp_path_factory):
     db = tmp_path_factory.mktemp("registry") / "registry.db"
@@ -56,7 +64,7 @@ def registry_addr(tmp_path_factory):
     try:
         yield proc.address()
     finally:
-        proc.kill()
+        dispose(proc)
 
 
 @pytest.fixture
@@ -174,6 +182,23 @@ async def test_hello_carries_registry_epoch_and_demo_mission_reports_in_order(
     await worker.shutdown()
 
 
+async def test_never_runs_more_than_capacity_at_once(tmp_path, fake, registry_addr, start_worker):
+    config = lane(tmp_path, fake, registry_addr, capacity=2, executor_options={"delay": 0.05})
+    start_worker(config)
+    stream = await fake.wait_stream(1)
+    missions = [f"m-cap-{i}" for i in range(5)]
+    for mission_id in missions:  # more than capacity: the worker queues the rest
+        await stream.assign(make_mission(mission_id, vp_id=config.vp_id))
+    await fake.wait_until(lambda: all(fake.results_for(m) for m in missions), what="all results")
+    running = peak = 0
+    for request in stream.received:
+        kind = request.WhichOneof("message")
+        running += {"started": 1, "result": -1}.get(kind, 0)
+        peak = max(peak, running)
+    assert peak == 2
+    assert all(fake.results_for(m)[0].outcome == S.MISSION_STATE_COMPLETED for m in missions)
+
+
 async def test_result_is_resent_after_stream_drop_until_accepted(
         tmp_path, fake, registry_addr, start_worker):
     config = lane(tmp_path, fake, registry_addr, executor="noop", executor_options={})
@@ -271,6 +296,29 @@ async def test_lease_superseded_stops_every_run_and_reports_nothing(
     assert fake.all_received("result") == []
 
 
+async def test_reconnect_reports_running_missions_and_stops_revoked_ones(
+        tmp_path, fake, registry, registry_addr, start_worker):
+    config = sleeper_lane(tmp_path, fake, registry_addr, capacity=2)
+    start_worker(config)
+    first = await fake.wait_stream(1)
+    await first.assign(make_mission("m-keep", vp_id=config.vp_id))
+    await first.assign(make_mission("m-revoked", vp_id=config.vp_id))
+    keep = await child_pid(fake, config, "m-keep", registry)
+    revoked = await child_pid(fake, config, "m-revoked", registry)
+    fake.revoke = ["m-revoked"]
+    await first.drop()
+    second = await fake.wait_stream(2)
+    assert sorted(second.hello.running_mission_ids) == ["m-keep", "m-revoked"]
+    await fake.wait_until(lambda: not pid_alive(revoked), what="revoked child gone")
+    await fake.wait_until(lambda: second.of_kind("heartbeat") and
+                          list(second.of_kind("heartbeat")[-1].running_mission_ids) == ["m-keep"],
+                          what="heartbeat listing only m-keep")
+    assert pid_alive(keep) and fake.all_received("result") == []
+    await second.cancel("m-keep")
+    await fake.wait_until(lambda: fake.results_for("m-keep"), what="m-keep result")
+    assert fake.results_for("m-revoked") == []
+
+
 async def test_drain_timeout_stops_leftover_runs_and_keeps_the_lease(
         tmp_path, fake, registry, registry_addr, start_worker):
     config = sleeper_lane(tmp_path, fake, registry_addr, drain_timeout=0.3)
@@ -348,7 +396,7 @@ async def test_vp_worker_process_sigterm_drains_finishes_work_and_releases_lease
         await stream.assign(make_mission("m-too-late", vp_id=vp_id))  # takes no new work
         assert await wait_exit(proc) == 0, proc.output
     finally:
-        proc.kill()
+        dispose(proc)
     result = fake.results_for("m-drain")[0]
     assert result.outcome == S.MISSION_STATE_COMPLETED
     assert not [s for s in fake.all_received("started") if s.mission_id == "m-too-late"]
@@ -382,7 +430,7 @@ async def test_restarted_worker_process_resumes_session_with_next_epoch(tmp_path
         new.proc.send_signal(signal.SIGTERM)
         assert await wait_exit(new) == 0, new.output
     finally:
-        old.kill()
+        dispose(old)
         if new is not None:
-            new.kill()
+            dispose(new)
         await fake.stop()

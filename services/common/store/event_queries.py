@@ -38,6 +38,7 @@ class EventQueries(TxBase):
             # after one holding id 8; a consumer that already moved its cursor
             # to 8 would never see 7. Holding this lock from before nextval()
             # until commit makes event-writing transactions commit in id order.
+            # The price is that they serialize with each other: keep them short.
             # SQLite needs nothing: BEGIN IMMEDIATE already serializes writers.
             self._execute(select(func.pg_advisory_xact_lock(EVENT_APPEND_LOCK_KEY)))
             self._event_lock_held = True

@@ -107,7 +107,7 @@ class MissionControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WaitMission(self, request, context):
-        """Blocks until the mission is terminal or the timeout passes.
+        """Blocks until the mission is terminal or BLOCKED, or the timeout passes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,32 @@
+"""The README's run command: `vpctl up` brings the embedded stack up on SQLite, a
+demo mission visibly completes with its artifact in the VP workspace, and
+Ctrl-C (SIGINT) stops every process cleanly."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tests.support.e2e import free_port
+from tests.support.processes import ServiceProcess, console_script
+
+
+def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
+    data = tmp_path / "data"
+    up = ServiceProcess([console_script("vpctl"), "--registry", f"127.0.0.1:{free_port()}", "--dispatcher",
+                         f"127.0.0.1:{free_port()}", "up", "--data-dir", str(data)])
+    try:
+        up.wait_for_line(r"VP Mission Control is up", timeout=60)
+        done = up.wait_for_line(r"demo mission COMPLETED; artifacts in (\S+)", timeout=60)
+        mission_dir = Path(urlparse(done.group(1)).path)
+        assert mission_dir.is_relative_to(data / "workspaces" / "vp.general.primary")
+        assert (mission_dir / "result.md").exists() and (mission_dir / "sync_ready.json").exists()
+        assert (data / "workspaces" / "vp.general.primary" / "journal.md").exists()
+        up.wait_for_line(r"Press Ctrl-C to stop", timeout=10)
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(40) == 0, up.output
+        assert "lease released" in up.output
+        assert "Traceback" not in up.output
+    finally:
+        up.kill()
