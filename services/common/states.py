@@ -80,10 +80,12 @@ MISSION_TRANSITIONS: tuple[Transition, ...] = (
     Transition(M.QUEUED, M.FAILED, "dispatcher", "fallback: lane cannot take it", "vp.mission.failed"),
     Transition(M.RUNNING, M.COMPLETED, "worker", "MissionResult COMPLETED", "vp.mission.completed"),
     Transition(M.RUNNING, M.FAILED, "worker", "MissionResult FAILED, no attempts left", "vp.mission.failed"),
-    Transition(M.RUNNING, M.CANCELLED, "worker", "MissionResult CANCELLED after a cancel", "vp.mission.cancelled"),
+    Transition(M.RUNNING, M.CANCELLED, "worker", "MissionResult after a cancel (any outcome but COMPLETED), "
+               "or worker lost after a cancel", "vp.mission.cancelled"),
     Transition(M.RUNNING, M.TIMED_OUT, "dispatcher", "deadline or budget passed", "vp.mission.timed_out"),
     Transition(M.RUNNING, M.BLOCKED, "worker", "MissionResult BLOCKED", "vp.mission.blocked"),
-    Transition(M.RUNNING, M.QUEUED, "dispatcher", "worker lost or failed, attempts left (attempt + 1)", "vp.mission.requeued"),
+    Transition(M.RUNNING, M.QUEUED, "dispatcher", "worker lost or failed with attempts left, or re-routed to the "
+               "fallback lane (attempt + 1)", "vp.mission.requeued"),
     Transition(M.RUNNING, M.FAILED, "dispatcher", "worker lost, no attempts left", "vp.mission.failed"),
     Transition(M.BLOCKED, M.QUEUED, "dispatcher", "re-dispatch after unblock", "vp.mission.requeued"),
     Transition(M.BLOCKED, M.CANCELLED, "dispatcher", "CancelMission", "vp.mission.cancelled"),

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 
@@ -15,6 +16,7 @@ from services.common.contracts.vp.v1 import enums_pb2, session_pb2
 from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
 from services.common.grpc_options import CHANNEL_OPTIONS
+from services.common.timeutil import to_duration
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 5.0
@@ -78,9 +80,10 @@ class RegistryClient:
             raise
         return view_of(reply.session)
 
-    async def renew(self, vp_id: str, owner: str, lease_epoch: int) -> session_pb2.VpSession:
-        reply = await self.stub.RenewLease(reg_pb.RenewLeaseRequest(vp_id=vp_id, owner=owner, lease_epoch=lease_epoch),
-                                           timeout=CALL_TIMEOUT_S)
+    async def renew(self, vp_id: str, owner: str, lease_epoch: int, ttl: timedelta) -> session_pb2.VpSession:
+        """Renew with the worker's own TTL, not the registry default."""
+        request = reg_pb.RenewLeaseRequest(vp_id=vp_id, owner=owner, lease_epoch=lease_epoch, ttl=to_duration(ttl))
+        reply = await self.stub.RenewLease(request, timeout=CALL_TIMEOUT_S)
         self.invalidate()
         return reply.session
 

@@ -163,6 +163,9 @@ def give_up(tx: Tx, record: MissionRecord, decision: RoutingDecision, now: datet
             terminal: MissionState, error_code: str, error_message: str) -> MissionRecord:
     """No attempts left on this lane: re-route to the fallback lane, or end the
     mission with its route naming the caller as the one to handle it."""
+    if record.shadow_of_mission_id:
+        # A shadow copy is only a comparison: it ends here, nobody falls back for it.
+        return move(tx, record, terminal, now, effects, error_code=error_code, error_message=error_message)
     reason = decision.reason.value if decision.reason else ""
     emit(tx, record, "vp.mission.fallback", now, reason=reason, target=decision.lane or "caller",
          provenance=decision.provenance)

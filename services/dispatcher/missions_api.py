@@ -211,8 +211,11 @@ def _records_for(envelope: mission_pb2.MissionEnvelope, digest: str, decision: R
         return [base]
     shadow_envelope = mission_pb2.MissionEnvelope()
     shadow_envelope.CopyFrom(envelope)
-    shadow_envelope.mission_id = f"{envelope.mission_id}.shadow"
+    # Shadow ids stay within the 128-character id limit however long the original is.
+    shadow_envelope.mission_id = f"{envelope.mission_id[:120]}.shadow"
     shadow_envelope.idempotency_key = ""
+    # The copy is for comparison only: it must not write where the result of record goes.
+    shadow_envelope.target_path = ""
     shadow_envelope.max_attempts = 1
     shadow = replace(base, mission_id=shadow_envelope.mission_id, envelope=envelopes.to_dict(shadow_envelope),
                      lane=decision.shadow_lane, idempotency_key=None, max_attempts=1,

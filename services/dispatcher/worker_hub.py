@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.errors import VpError
@@ -25,6 +25,8 @@ class WorkerConnection:
     session_id: str
     lease_epoch: int
     capacity: int
+    workspace_dir: str = ""
+    lease_ttl: timedelta = timedelta(seconds=30)
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     # mission_id -> attempt of the runs this worker holds.
     running: dict[str, int] = field(default_factory=dict)

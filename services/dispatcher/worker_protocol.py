@@ -8,6 +8,9 @@ changes nothing. Results are idempotent on (mission_id, attempt)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 import grpc
 from google.protobuf.json_format import MessageToDict
 
@@ -54,11 +57,13 @@ class WorkerProtocol:
         live = expires is not None and expires > self.core.clock.now()
         if session.lease_owner != hello.owner or session.lease_epoch != hello.lease_epoch or not live:
             raise superseded(hello.vp_id, hello.lease_epoch, session.lease_epoch, session.lease_owner)
-        connection = WorkerConnection(vp_id=hello.vp_id, owner=hello.owner, session_id=session.session_id,
-                                      lease_epoch=hello.lease_epoch, capacity=hello.capacity)
-        revoked, effects = await self._reconcile(connection, set(hello.running_mission_ids))
+        # The worker chose its TTL when it acquired; keep renewing with the same one.
         ttl = (expires - from_timestamp(session.last_heartbeat_at)) if session.HasField("last_heartbeat_at") \
             else self.core.settings.heartbeat_interval * 3
+        connection = WorkerConnection(vp_id=hello.vp_id, owner=hello.owner, session_id=session.session_id,
+                                      lease_epoch=hello.lease_epoch, capacity=hello.capacity,
+                                      workspace_dir=session.workspace_dir, lease_ttl=max(ttl, timedelta(seconds=1)))
+        revoked, effects = await self._reconcile(connection, set(hello.running_mission_ids))
         interval = min(self.core.settings.heartbeat_interval, ttl / 3)
         # Welcome goes first; only then may the hub push cancels and assignments to this stream.
         connection.send(wc_pb.ConnectResponse(welcome=wc_pb.DispatcherWelcome(
@@ -108,7 +113,8 @@ class WorkerProtocol:
     async def heartbeat(self, connection: WorkerConnection, beat: wc_pb.WorkerHeartbeat) -> None:
         self._fence(connection, beat.lease_epoch)
         try:
-            await self.core.registry.renew(connection.vp_id, connection.owner, connection.lease_epoch)
+            await self.core.registry.renew(connection.vp_id, connection.owner, connection.lease_epoch,
+                                           connection.lease_ttl)
         except grpc.aio.AioRpcError as error:
             info = error_info(error)
             if info is not None and info.reason == "LEASE_SUPERSEDED":
@@ -144,13 +150,15 @@ class WorkerProtocol:
     # --- result ---------------------------------------------------------------------------
     async def result(self, connection: WorkerConnection, result: wc_pb.MissionResult) -> None:
         self._fence(connection, result.lease_epoch)
-        outcome = PROTO_TO_STATE.get(result.outcome)
-        if outcome not in WORKER_OUTCOMES:
+        reported = PROTO_TO_STATE.get(result.outcome)
+        if reported not in WORKER_OUTCOMES:
             raise InvalidArgument(FieldViolation("result.outcome", "must be COMPLETED, FAILED, CANCELLED, BLOCKED "
                                                                    "or TIMED_OUT"))
         current = await self.store.aread(lambda tx: tx.get_mission(result.mission_id))
+        outcome = _effective_outcome(current, reported)
+        result_ref = self._checked_result_ref(connection, result)
         decision = None
-        if self._owns(connection, current, result.attempt):
+        if self._owns(connection, current, result.attempt) and not current.shadow_of_mission_id:
             if outcome == M.FAILED and not ledger.attempts_left(current):
                 decision = await self.core.failure_decision(current, Reason.FAILED)
             elif outcome == M.TIMED_OUT:
@@ -163,14 +171,17 @@ class WorkerProtocol:
             record = tx.get_mission(result.mission_id, for_update=True)
             if not self._owns(connection, record, result.attempt):
                 return record, effects  # duplicate or stale: acknowledge, change nothing
-            if outcome == M.FAILED and ledger.attempts_left(record):
+            outcome_now = _effective_outcome(record, reported)
+            if outcome_now != outcome:  # a cancel arrived between the read and this transaction
+                outcome_now = M.CANCELLED
+            if outcome_now == M.FAILED and ledger.attempts_left(record) and not record.shadow_of_mission_id:
                 record = ledger.requeue(tx, record, now, effects, reason="failed")
-            elif outcome in (M.FAILED, M.TIMED_OUT) and decision is not None:
-                record = ledger.give_up(tx, record, decision, now, effects, terminal=outcome,
-                                        error_code=error.code if error else outcome.value.upper(),
+            elif outcome_now in (M.FAILED, M.TIMED_OUT) and decision is not None:
+                record = ledger.give_up(tx, record, decision, now, effects, terminal=outcome_now,
+                                        error_code=error.code if error else outcome_now.value.upper(),
                                         error_message=error.message if error else "")
             else:
-                record = ledger.finish_from_worker(tx, record, outcome, now, effects, result_ref=result.result_ref,
+                record = ledger.finish_from_worker(tx, record, outcome_now, now, effects, result_ref=result_ref,
                                                    error=error, summary=result.summary)
             return record, effects
 
@@ -188,6 +199,20 @@ class WorkerProtocol:
         connection.draining = True
         log.info("worker %s draining", connection.owner, extra={"vp_id": connection.vp_id})
 
+    def _checked_result_ref(self, connection: WorkerConnection, result: wc_pb.MissionResult) -> str:
+        """Only a directory inside the worker's own session workspace may become a
+        result_ref: ReadResultArtifacts later serves whatever it names."""
+        if not result.result_ref:
+            return ""
+        parsed = urlparse(result.result_ref)
+        path = Path(unquote(parsed.path)).resolve() if parsed.scheme == "file" else None
+        workspace = Path(connection.workspace_dir).resolve() if connection.workspace_dir else None
+        if path is None or workspace is None or not path.is_relative_to(workspace):
+            log.warning("result_ref %s of %s is outside the session workspace; dropped", result.result_ref,
+                        result.mission_id, extra={"mission_id": result.mission_id, "vp_id": connection.vp_id})
+            return ""
+        return result.result_ref
+
     # --- fencing -----------------------------------------------------------------------------
     @staticmethod
     def _fence(connection: WorkerConnection, lease_epoch: int) -> None:
@@ -200,11 +225,19 @@ class WorkerProtocol:
                 and record.worker_owner == connection.owner and record.lease_epoch == connection.lease_epoch)
 
 
+def _effective_outcome(record, reported: MissionState) -> MissionState:
+    """Once a cancel was requested, any unfinished outcome ends the mission CANCELLED:
+    a failed or blocked run must not be retried or parked after the caller said stop."""
+    if record is not None and record.cancel_requested and reported != M.COMPLETED:
+        return M.CANCELLED
+    return reported
+
+
 def lose(tx, record, now, effects: Effects, decision, *, why: str):
     """A running mission whose worker is gone: cancel it if asked, else re-queue or give up."""
     if record.cancel_requested:
         return ledger.move(tx, record, M.CANCELLED, now, effects, event_payload={"reason": f"{why}; cancel requested"})
-    if ledger.attempts_left(record):
+    if ledger.attempts_left(record) and not record.shadow_of_mission_id:
         return ledger.requeue(tx, record, now, effects, reason=why)
     if decision is None:
         # Lane health was not looked up for this one (state changed since the read): hand it back.

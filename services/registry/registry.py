@@ -75,6 +75,8 @@ class SessionRegistry:
             existing = tx.get_session(vp_id, for_update=True)
             if existing is None and not workspace_dir:
                 raise InvalidArgument(FieldViolation("workspace_dir", "required when the session is created"))
+            if existing is None and not workspace_dir.startswith("/"):
+                raise InvalidArgument(FieldViolation("workspace_dir", "must be an absolute path"))
             change, outcome = leases.acquire(existing, vp_id=vp_id, owner=owner, runtime_id=runtime_id,
                                              workspace_dir=workspace_dir, ttl=lease_ttl, now=self.clock.now())
             return self._apply(tx, change, insert=existing is None), outcome

@@ -30,8 +30,10 @@ _LEASED = (SessionStatus.ACTIVE, SessionStatus.PAUSED)
 def assess(session: SessionRecord, now: datetime, heartbeat_stale_after: timedelta) -> SessionHealth:
     if session.status not in _LEASED:
         return SessionHealth(session.status, False, StaleReason.NONE)
+    # A stale ACTIVE session reads DEGRADED; a paused one stays PAUSED (routing skips it anyway).
+    stale_status = SessionStatus.DEGRADED if session.status == SessionStatus.ACTIVE else session.status
     if session.lease_expires_at is None or session.lease_expires_at <= now:
-        return SessionHealth(SessionStatus.DEGRADED, True, StaleReason.LEASE_EXPIRED)
+        return SessionHealth(stale_status, True, StaleReason.LEASE_EXPIRED)
     if session.last_heartbeat_at is None or now - session.last_heartbeat_at > heartbeat_stale_after:
-        return SessionHealth(SessionStatus.DEGRADED, True, StaleReason.HEARTBEAT_OVERDUE)
+        return SessionHealth(stale_status, True, StaleReason.HEARTBEAT_OVERDUE)
     return SessionHealth(session.status, False, StaleReason.NONE)

@@ -240,9 +240,3 @@ def test_sessions(fake_thread):
     assert len(lines) == 2 and "DEGRADED" in lines[1] and "lease_expired" in lines[1]
     idle = vpctl("sessions", "--status", "idle", "--json", server=fake_thread)
     assert [json.loads(line)["vp_id"] for line in idle.stdout.splitlines()] == ["vp.general.primary"]
-
-
-def test_up_is_a_placeholder():
-    result = vpctl("up", "--data-dir", "/tmp/nowhere")
-    assert result.returncode == 2
-    assert "vpctl up: not implemented yet" in result.stderr

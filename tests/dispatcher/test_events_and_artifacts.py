@@ -72,7 +72,7 @@ async def completed_with_artifacts(stack, worker_factory, tmp_path):
     (mission_dir / "sub" / "data.bin").write_bytes(os.urandom(200_000))
     (tmp_path / "secret.txt").write_text("outside")
     (mission_dir / "escape").symlink_to(tmp_path / "secret.txt")
-    worker = await worker_factory(CODER)
+    worker = await worker_factory(CODER, workspace_dir=str(tmp_path))
     await worker.connect()
     reply = await dispatch(stack)
     worker.result(await worker.assignment(), result_ref=mission_dir.as_uri())
@@ -110,3 +110,17 @@ async def test_artifacts_of_mission_without_result(stack):
     with pytest.raises(grpc.aio.AioRpcError) as none:
         await read(stack, reply.mission.envelope.mission_id)
     assert none.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(none.value) == "NO_ARTIFACTS"
+
+
+async def test_result_ref_outside_the_session_workspace_is_not_recorded(stack, worker_factory, tmp_path):
+    worker = await worker_factory(CODER, workspace_dir=str(tmp_path / "workspace"))
+    await worker.connect()
+    reply = await dispatch(stack)
+    worker.result(await worker.assignment(), result_ref=(tmp_path / "elsewhere").as_uri())
+    await worker.next("result_accepted")
+    mission = (await stack.missions.GetMission(mc_pb.GetMissionRequest(
+        mission_id=reply.mission.envelope.mission_id))).mission
+    assert mission.result_ref == ""
+    with pytest.raises(grpc.aio.AioRpcError) as none:
+        await read(stack, reply.mission.envelope.mission_id)
+    assert reason_of(none.value) == "NO_ARTIFACTS"

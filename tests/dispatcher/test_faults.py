@@ -213,3 +213,19 @@ async def test_wait_returns_when_mission_completes(stack, worker_factory):
     worker.result(await worker.assignment())
     waited = await asyncio.wait_for(waiter, 10)
     assert waited.mission.state == S.MISSION_STATE_COMPLETED and not waited.timed_out
+
+
+async def test_failure_reported_after_cancel_ends_cancelled_not_retried(stack, worker_factory):
+    worker = await worker_factory(CODER)
+    await worker.connect()
+    reply = await dispatch(stack, max_attempts=3)
+    mission_id = reply.mission.envelope.mission_id
+    assignment = await worker.assignment()
+    await stack.missions.CancelMission(mc_pb.CancelMissionRequest(mission_id=mission_id))
+    await worker.next("cancel")
+    worker.result(assignment, S.MISSION_STATE_FAILED, error_code="KILLED")
+    accepted = await worker.next("result_accepted")
+    assert accepted.result_accepted.state == S.MISSION_STATE_CANCELLED
+    with pytest.raises(asyncio.TimeoutError):
+        await worker.assignment(timeout=0.5)
+    assert (await get(stack, mission_id)).attempt == 1

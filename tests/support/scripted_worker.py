@@ -17,12 +17,14 @@ from services.common.contracts.vp.v1 import worker_channel_service_pb2_grpc as w
 
 
 class ScriptedWorker:
-    def __init__(self, stack, vp_id: str, *, capacity: int = 4, ttl_s: int = 30, owner: str | None = None):
+    def __init__(self, stack, vp_id: str, *, capacity: int = 4, ttl_s: int = 30, owner: str | None = None,
+                 workspace_dir: str = ""):
         self.stack = stack
         self.vp_id = vp_id
         self.capacity = capacity
         self.ttl_s = ttl_s
         self.owner = owner or f"scripted-{uuid.uuid4().hex[:8]}"
+        self.workspace_dir = workspace_dir or f"/tmp/ws/{vp_id}"
         self.epoch = 0
         self.session_id = ""
         self.inbox: asyncio.Queue = asyncio.Queue()
@@ -35,7 +37,7 @@ class ScriptedWorker:
     async def acquire(self) -> None:
         async with grpc.aio.insecure_channel(self.stack.registry_address) as channel:
             reply = await reg_grpc.SessionRegistryStub(channel).AcquireLease(reg_pb.AcquireLeaseRequest(
-                vp_id=self.vp_id, owner=self.owner, workspace_dir=f"/tmp/ws/{self.vp_id}",
+                vp_id=self.vp_id, owner=self.owner, workspace_dir=self.workspace_dir,
                 ttl=Duration(seconds=self.ttl_s)), timeout=5)
         self.epoch, self.session_id = reply.session.lease_epoch, reply.session.session_id
 

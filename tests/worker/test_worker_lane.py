@@ -18,18 +18,14 @@ from urllib.parse import urlparse
 import grpc
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `tests.support` when pytest runs without rootdir on sys.path
-    sys.path.insert(0, str(ROOT))
-
-from services.common.contracts.vp.v1 import enums_pb2  # noqa: E402
-from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb  # noqa: E402
-from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc  # noqa: E402
-from services.worker.lane_config import LaneConfig  # noqa: E402
-from services.worker.service import run_worker  # noqa: E402
-from tests.support.fake_dispatcher import FakeDispatcherChannel, make_mission  # noqa: E402
-from tests.support.processes import ServiceProcess, console_script  # noqa: E402
-from worker_test_helpers import pid_alive  # noqa: E402
+from services.common.contracts.vp.v1 import enums_pb2
+from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
+from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
+from services.worker.lane_config import LaneConfig
+from services.worker.service import run_worker
+from tests.support.fake_dispatcher import FakeDispatcherChannel, make_mission
+from tests.support.processes import ServiceProcess, console_script
+from worker_test_helpers import pid_alive
 
 _lanes = itertools.count(1)
 S = enums_pb2
