@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from services.common.clock import Clock
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
@@ -49,21 +50,24 @@ class DispatcherCore:
         self.hub = WorkerHub()
         self.notifier = Notifier()
         self._background: set[asyncio.Task] = set()
+        self._load: dict | None = None
+        self._load_at = 0.0
 
     # --- routing inputs ----------------------------------------------------
     async def lane_states(self) -> dict[str, LaneState]:
+        """Health and load of every lane. Load is read at most once per
+        health_cache_ttl: capacity limits are soft by that much, and a burst of
+        dispatches costs one grouped query instead of one per mission."""
         health = await self.registry.lanes()
-        lanes = list(self.settings.lanes)
-
-        def counts(tx):
-            return {lane: (tx.count_missions(lane, [M.RUNNING]), tx.count_missions(lane, [M.QUEUED]))
-                    for lane in lanes}
-
-        load = await self.store.aread(counts)
+        now = time.monotonic()
+        if self._load is None or now - self._load_at >= self.settings.health_cache_ttl.total_seconds():
+            self._load = await self.store.aread(lambda tx: tx.count_by_lane([M.RUNNING, M.QUEUED]))
+            self._load_at = now
         return {
-            lane: LaneState(healthy=lane in health and health[lane].healthy, in_flight=load[lane][0],
-                            queued=load[lane][1])
-            for lane in lanes
+            lane: LaneState(healthy=lane in health and health[lane].healthy,
+                            in_flight=self._load.get(lane, {}).get(M.RUNNING, 0),
+                            queued=self._load.get(lane, {}).get(M.QUEUED, 0))
+            for lane in self.settings.lanes
         }
 
     async def route(self, vp_id: str, mission_type: str) -> RoutingDecision:

@@ -129,6 +129,14 @@ class MissionQueries(TxBase):
             query = query.where(t.c.state.in_(_state_values(states)))
         return int(self._execute(query).scalar_one())
 
+    def count_by_lane(self, states: Sequence[MissionState]) -> dict[str, dict[MissionState, int]]:
+        query = (select(t.c.lane, t.c.state, func.count()).where(t.c.state.in_(_state_values(states)))
+                 .group_by(t.c.lane, t.c.state))
+        counts: dict[str, dict[MissionState, int]] = {}
+        for lane, state, count in self._execute(query):
+            counts.setdefault(lane, {})[MissionState(state)] = int(count)
+        return counts
+
     def missions_in_states(self, states: Sequence[MissionState], *, lane: str = "") -> list[MissionRecord]:
         query = self._in_lane(select(t).order_by(*_LISTING_ORDER), lane)
         if states:
