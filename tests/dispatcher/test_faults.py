@@ -44,15 +44,7 @@ async def test_zombie_hello_after_takeover_is_refused(db_url):
         await old.connect()
         await old.drop()
         new = ScriptedWorker(stack, CODER, ttl_s=30)
-
-        async def took_over():
-            try:
-                await new.acquire()
-                return True
-            except grpc.aio.AioRpcError:
-                return False
-
-        await async_wait_until(took_over, timeout=10, interval=0.1)
+        await new.acquire_when_free()
         assert new.epoch == old.epoch + 1
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await old.connect()
@@ -122,15 +114,7 @@ async def test_lost_worker_mission_requeued_to_new_term_and_late_result_refused(
         first = await old.assignment()
         await old.drop()
         new = ScriptedWorker(stack, CODER, ttl_s=30)
-
-        async def took_over():
-            try:
-                await new.acquire()
-                return True
-            except grpc.aio.AioRpcError:
-                return False
-
-        await async_wait_until(took_over, timeout=10, interval=0.1)
+        await new.acquire_when_free()
         await new.connect()
         second = await new.assignment()
         assert second.mission.envelope.mission_id == mission_id and second.mission.attempt == 2

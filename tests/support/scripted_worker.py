@@ -41,6 +41,19 @@ class ScriptedWorker:
                 ttl=Duration(seconds=self.ttl_s)), timeout=5)
         self.epoch, self.session_id = reply.session.lease_epoch, reply.session.session_id
 
+    async def acquire_when_free(self, timeout: float = 10.0) -> None:
+        """Acquire as soon as the previous holder's lease has expired (takeover)."""
+        from tests.support.waiting import async_wait_until
+
+        async def took_over():
+            try:
+                await self.acquire()
+                return True
+            except grpc.aio.AioRpcError:
+                return False
+
+        await async_wait_until(took_over, timeout=timeout, interval=0.1, what=f"takeover of {self.vp_id}")
+
     async def connect(self, *, epoch: int | None = None, running: list[str] = ()) -> wc_pb.DispatcherWelcome:
         if not self.epoch:
             await self.acquire()
