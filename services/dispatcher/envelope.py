@@ -18,7 +18,7 @@ from services.common.errors import FieldViolation, InvalidArgument, PathNotAllow
 from services.common.timeutil import from_duration, from_timestamp
 from services.common.validation import check_mission_id, check_vp_id
 from services.dispatcher.settings import DispatcherSettings
-from services.worker.guardrails import PathPolicy
+from services.common.guardrails import PathPolicy
 
 SCHEMA_VERSION = 1
 MISSION_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")

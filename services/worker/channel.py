@@ -36,7 +36,7 @@ from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.contracts.vp.v1 import worker_channel_service_pb2_grpc as wc_grpc
 from services.common.errors import PathNotAllowed
-from services.worker.guardrails import PathPolicy
+from services.common.guardrails import PathPolicy
 from services.worker.lane_config import LaneConfig
 from services.worker.runs import ActiveRun, RunSet, unique
 from services.worker.session import WORKER_CHANNEL_OPTIONS, Backoff, LeaseKeeper, LeaseLost, Term, reason_of

@@ -20,7 +20,7 @@ from typing import Any
 
 from services.common.validation import VP_ID_PATTERN
 from services.worker.executors import EXECUTOR_KINDS, Executor, build_executor
-from services.worker.guardrails import PathPolicy
+from services.common.guardrails import PathPolicy
 
 #: The registry accepts lease TTLs within this range (services/registry/settings.py).
 MIN_LEASE_TTL = 1.0

@@ -16,7 +16,7 @@ from services.worker.executors import (
     SubprocessExecutor,
     build_executor,
 )
-from services.worker.guardrails import PathPolicy
+from services.common.guardrails import PathPolicy
 
 
 async def test_demo_writes_into_mission_dir_and_workspace_journal(make_run, progress, workspace):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from services.common.errors import PathNotAllowed
-from services.worker.guardrails import PathPolicy
+from services.common.guardrails import PathPolicy
 
 
 @pytest.fixture

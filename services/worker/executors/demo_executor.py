@@ -52,7 +52,7 @@ class DemoExecutor:
         self.delay = float(delay)
         self.steps = steps
         self.clock = clock or SystemClock()
-        #: Optional services.worker.guardrails.PathPolicy, checked again before
+        #: Optional services.common.guardrails.PathPolicy, checked again before
         #: writing to target_path (the worker checks it before executing too).
         self.path_policy = path_policy
 
