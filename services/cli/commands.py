@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from services.cli import exit_codes
+from services.cli.rollout import cmd_rollout
 from services.cli.output import Output
 from services.client import MissionControlClient, SessionsClient, is_terminal, mission_state_name
 from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
@@ -191,6 +192,7 @@ COMMANDS = {
     "artifacts": cmd_artifacts,
     "sessions": cmd_sessions,
     "events": cmd_events,
+    "rollout": cmd_rollout,
 }
 
 

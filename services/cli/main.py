@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 
+from services.cli.rollout import add_parser as add_rollout_parser
 from services.cli import exit_codes
 from services.client import ClientError
 from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
@@ -163,6 +164,8 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("--vp-id", help="only this lane")
     p.add_argument("--type", action="append", metavar="EVENT_TYPE", help="only this event type (repeatable)")
     p.add_argument("--follow", action="store_true", help="keep following new events")
+
+    add_rollout_parser(command)
 
     p = command("up", "start the embedded stack (registry, dispatcher, two workers on SQLite)")
     p.add_argument("--data-dir", metavar="DIR", default=os.environ.get("VP_DATA_DIR", ".vp"),
