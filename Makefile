@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 
-.PHONY: setup run test lint protos protos-check pytest postgres clean
+.PHONY: setup run test lint protos protos-check pytest postgres clean promtool-test
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,17 @@ postgres:
 pytest: $(BIN)/.installed postgres
 	$(BIN)/pytest -q
 
-test: setup lint protos-check pytest
+# Prometheus rules: syntax and unit tests (deploy/prometheus/tests). promtool comes
+# with Debian's prometheus package; its postinst does not start a daemon here (no
+# init system; policy-rc.d denies it), and --no-install-recommends keeps out
+# prometheus-node-exporter. The ops tests start /usr/bin/prometheus themselves.
+promtool-test:
+	command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool check config --syntax-only deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/tests/*.yml
+
+test: setup lint protos-check promtool-test pytest
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

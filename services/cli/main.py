@@ -171,6 +171,11 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", default=os.environ.get("VP_DATA_DIR", ".vp"),
                    help="where the stack keeps its state (databases, workspaces) [env: VP_DATA_DIR]")
     p.add_argument("--no-demo", action="store_true", help="do not run the demo mission after start")
+    p.add_argument("--metrics-base-port", metavar="PORT", type=int,
+                   default=int(os.environ.get("VP_METRICS_BASE_PORT", "9101")),
+                   help="Prometheus /metrics on 127.0.0.1: the registry on PORT, the dispatcher on PORT+1, the "
+                        "vp.coder.primary worker on PORT+2, the vp.general.primary worker on PORT+3; 0: each picks "
+                        "a free port (its log says which) [env: VP_METRICS_BASE_PORT] (default: 9101)")
     return parser
 
 

@@ -20,6 +20,7 @@ from services.cli import exit_codes
 from services.client import SyncMissionControlClient, SyncSessionsClient, is_terminal, mission_state_name
 
 LANES = ("vp.coder.primary", "vp.general.primary")
+METRICS_HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 
@@ -104,8 +105,16 @@ def _stop(children: list[Child]) -> None:
                 child.process.wait()
 
 
+def _metrics_addresses(base_port: int) -> list[str]:
+    """Registry, dispatcher, then one per lane: base, base+1, ... (0: every one picks a free port)."""
+    count = 2 + len(LANES)
+    return [f"{METRICS_HOST}:{base_port + i if base_port else 0}" for i in range(count)]
+
+
 def run_up(args) -> int:
     data = Path(args.data_dir).resolve()
+    metrics_base_port = getattr(args, "metrics_base_port", 0)
+    metrics = _metrics_addresses(metrics_base_port)
     (data / "handoff").mkdir(parents=True, exist_ok=True)
     registry, dispatcher = args.registry, args.dispatcher
     # A signal handler must not take locks the interrupted code may hold
@@ -116,19 +125,23 @@ def run_up(args) -> int:
     children: list[Child] = []
     try:
         children.append(_spawn("registry", "services.registry.main", "--listen", registry,
-                               "--db", f"sqlite:///{data / 'registry.db'}"))
+                               "--db", f"sqlite:///{data / 'registry.db'}", "--metrics-listen", metrics[0]))
         _wait_healthy(registry, "vp.v1.SessionRegistry", children[-1])
         children.append(_spawn("dispatcher", "services.dispatcher.main", "--listen", dispatcher,
                                "--db", f"sqlite:///{data / 'dispatcher.db'}", "--registry", registry,
-                               "--allowed-roots", str(data / "handoff")))
+                               "--allowed-roots", str(data / "handoff"), "--metrics-listen", metrics[1]))
         _wait_healthy(dispatcher, "vp.v1.MissionControl", children[-1])
-        for vp_id in LANES:
+        for vp_id, metrics_listen in zip(LANES, metrics[2:]):
             children.append(_spawn(vp_id, "services.worker.main", "--dispatcher", dispatcher, "--registry",
                                    registry, "--vp-id", vp_id, "--workspace-root", str(data / "workspaces"),
-                                   "--executor", "demo", "--allowed-root", str(data / "handoff")))
+                                   "--executor", "demo", "--allowed-root", str(data / "handoff"),
+                                   "--metrics-listen", metrics_listen))
         _wait_lanes(registry, children)
         print(f"VP Mission Control is up: registry {registry}, dispatcher {dispatcher}, data in {data}",
               flush=True)
+        if metrics_base_port:
+            print("metrics: " + ", ".join(f"{name} http://{address}/metrics" for name, address in
+                                          zip(("registry", "dispatcher", *LANES), metrics)), flush=True)
         if not args.no_demo:
             _demo(dispatcher)
         print("Press Ctrl-C to stop.", flush=True)

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.grpc_options import SERVER_OPTIONS
+from services.common.telemetry.rpc_metrics import RpcMetricsInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,13 @@ async def start_server(
     register: Callable[[grpc.aio.Server], Iterable[str]],
     *,
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+    rpc_metrics: bool = True,
 ) -> RunningServer:
     """Start an aio server on listen ("HOST:PORT"); register adds servicers and
-    returns their full service names. Logs the address actually bound."""
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
+    returns their full service names. Logs the address actually bound.
+    rpc_metrics times every call into vp_rpc_duration_seconds (outermost interceptor)."""
+    chain = [RpcMetricsInterceptor()] if rpc_metrics else []
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[*chain, *interceptors])
     names = tuple(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

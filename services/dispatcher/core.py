@@ -13,7 +13,7 @@ from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.states import MissionState
 from services.common.store.interface import Store
 from services.common.store.records import MissionRecord
-from services.dispatcher import ledger
+from services.dispatcher import ledger, metrics_hooks
 from services.dispatcher.lane_health import RegistryClient
 from services.dispatcher.ledger import Effects
 from services.dispatcher.mission_proto import STATE_TO_PROTO, mission_to_proto
@@ -52,6 +52,7 @@ class DispatcherCore:
         self._background: set[asyncio.Task] = set()
         self._load: dict | None = None
         self._load_at = 0.0
+        metrics_hooks.init_lanes(settings.lanes)
 
     # --- routing inputs ----------------------------------------------------
     async def lane_states(self) -> dict[str, LaneState]:
@@ -63,12 +64,14 @@ class DispatcherCore:
         if self._load is None or now - self._load_at >= self.settings.health_cache_ttl.total_seconds():
             self._load = await self.store.aread(lambda tx: tx.count_by_lane([M.RUNNING, M.QUEUED]))
             self._load_at = now
-        return {
+        states = {
             lane: LaneState(healthy=lane in health and health[lane].healthy,
                             in_flight=self._load.get(lane, {}).get(M.RUNNING, 0),
                             queued=self._load.get(lane, {}).get(M.QUEUED, 0))
             for lane in self.settings.lanes
         }
+        metrics_hooks.lanes_observed(states, {lane: view.lease_live for lane, view in health.items()})
+        return states
 
     async def route(self, vp_id: str, mission_type: str) -> RoutingDecision:
         return decide(requested_vp_id=vp_id, mission_type=mission_type, lanes=self.settings.lanes,
@@ -86,6 +89,7 @@ class DispatcherCore:
 
     # --- after commit --------------------------------------------------------
     def apply(self, effects: Effects) -> None:
+        metrics_hooks.after_commit(effects)
         for record in effects.freed:
             connection = self.hub.current(record.lane, record.worker_owner, record.lease_epoch)
             if connection is not None:
@@ -104,6 +108,10 @@ class DispatcherCore:
             if lane:
                 self.request_pump(lane)
         self.spawn(self.notifier.events_appended())
+
+    def streams_changed(self) -> None:
+        """A worker stream attached or detached."""
+        metrics_hooks.worker_streams(self.hub, self.settings.lanes)
 
     def push_cancel(self, record: MissionRecord, final_state: MissionState) -> None:
         connection = self.hub.current(record.lane, record.worker_owner, record.lease_epoch)

@@ -14,6 +14,7 @@ from services.common.contracts.vp.v1 import mission_pb2
 from services.common.states import MissionState, mission_transition
 from services.common.store.interface import Tx
 from services.common.store.records import MissionRecord, NewEvent
+from services.dispatcher.metrics_hooks import QUEUE_WAIT_KEY, lane_of
 from services.dispatcher.routing import Decision, RoutingDecision, to_route_proto
 
 M = MissionState
@@ -21,18 +22,28 @@ M = MissionState
 
 @dataclass
 class Effects:
-    """What the caller must do after commit: wake waiters, refill lanes, push cancels."""
+    """What the caller must do after commit: wake waiters, refill lanes, push
+    cancels, and count what happened (metrics_hooks.after_commit)."""
 
     terminal: list[MissionRecord] = field(default_factory=list)
     queued_lanes: set[str] = field(default_factory=set)
     cancels: list[tuple[MissionRecord, MissionState]] = field(default_factory=list)
     freed: list[MissionRecord] = field(default_factory=list)
+    # (requested lane, route decision) of each mission accepted.
+    dispatched: list[tuple[str, str]] = field(default_factory=list)
+    # (lane that fell back, reason) of each vp.mission.fallback emitted.
+    fallbacks: list[tuple[str, str]] = field(default_factory=list)
+    # (lane the mission left, reason) of each re-queue.
+    requeues: list[tuple[str, str]] = field(default_factory=list)
 
     def merge(self, other: "Effects") -> None:
         self.terminal += other.terminal
         self.queued_lanes |= other.queued_lanes
         self.cancels += other.cancels
         self.freed += other.freed
+        self.dispatched += other.dispatched
+        self.fallbacks += other.fallbacks
+        self.requeues += other.requeues
 
 
 def emit(tx: Tx, record: MissionRecord, event_type: str, now: datetime, **payload) -> None:
@@ -77,12 +88,15 @@ def insert_dispatched(tx: Tx, record: MissionRecord, decision: RoutingDecision, 
     tx.insert_mission(record)
     emit(tx, record, transition.event, now, route=decision.decision.value, lane=record.lane,
          provenance=decision.provenance, requested_vp_id=record.vp_id)
+    if not record.shadow_of_mission_id:
+        effects.dispatched.append((record.vp_id, decision.decision.value))
     if decision.decision == Decision.DELEGATED:
         effects.queued_lanes.add(record.lane)
         return record
     if decision.decision == Decision.FALLBACK or decision.decision == Decision.SHADOW:
         emit(tx, record, "vp.mission.fallback", now, reason=decision.reason.value if decision.reason else "",
              target=record.lane or "caller", provenance=decision.provenance)
+        effects.fallbacks.append((record.vp_id, _fallback_reason(decision)))
     if record.lane:
         effects.queued_lanes.add(record.lane)
         return record
@@ -107,6 +121,7 @@ def assign_next(tx: Tx, lane: str, limit: int, *, owner: str, session_id: str, l
         assigned.append(move(
             tx, record, M.RUNNING, now, effects, run_id=run_id, session_id=session_id, lease_epoch=lease_epoch,
             worker_owner=owner, started_at=now, deadline=deadline,
+            route={**record.route, QUEUE_WAIT_KEY: round(wait, 6)},  # observed when the mission ends
             event_payload={"run_id": run_id, "worker_owner": owner, "lease_epoch": lease_epoch,
                            "session_id": session_id, "queue_wait_seconds": round(wait, 6)},
         ))
@@ -130,8 +145,10 @@ def _budget(record: MissionRecord) -> timedelta | None:
 def requeue(tx: Tx, record: MissionRecord, now: datetime, effects: Effects, *, reason: str,
             lane: str | None = None, route: dict | None = None) -> MissionRecord:
     """Put a running mission back in the queue for a fresh attempt."""
+    effects.requeues.append((lane_of(record), reason))
+    route = {key: value for key, value in (route or record.route).items() if key != QUEUE_WAIT_KEY}
     return move(tx, record, M.QUEUED, now, effects, attempt=record.attempt + 1, lane=lane or record.lane,
-                route=route or record.route, run_id="", worker_owner="", lease_epoch=0, started_at=None,
+                route=route, run_id="", worker_owner="", lease_epoch=0, started_at=None,
                 deadline=_envelope_deadline(record), event_payload={"reason": reason, "previous_run": record.run_id})
 
 
@@ -169,8 +186,18 @@ def give_up(tx: Tx, record: MissionRecord, decision: RoutingDecision, now: datet
     reason = decision.reason.value if decision.reason else ""
     emit(tx, record, "vp.mission.fallback", now, reason=reason, target=decision.lane or "caller",
          provenance=decision.provenance)
+    effects.fallbacks.append((lane_of(record), _fallback_reason(decision)))
     route = route_dict(decision, now, attempt_base=record.attempt)
     if decision.lane and record.state in (M.RUNNING, M.BLOCKED):
         return requeue(tx, record, now, effects, reason=f"fallback:{reason}", lane=decision.lane, route=route)
+    if QUEUE_WAIT_KEY in record.route:
+        route[QUEUE_WAIT_KEY] = record.route[QUEUE_WAIT_KEY]
     return move(tx, record, terminal, now, effects, route=route, error_code=error_code,
                 error_message=error_message, event_payload={"reason": reason, "error_code": error_code})
+
+
+def _fallback_reason(decision: RoutingDecision) -> str:
+    """The metric label of a fallback: its reason; shadow mode has none of its own."""
+    if decision.reason is not None:
+        return decision.reason.value
+    return "shadow" if decision.decision == Decision.SHADOW else "unknown"

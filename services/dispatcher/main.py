@@ -16,6 +16,7 @@ from services.common.clock import SystemClock
 from services.common.grpc_server import serve_until_signal, start_server
 from services.common.logging_setup import configure_logging
 from services.common.store import SqlStore
+from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.dispatcher.core import DispatcherCore
 from services.dispatcher.lane_health import RegistryClient
 from services.dispatcher.missions_api import MissionsApi
@@ -28,6 +29,7 @@ from services.dispatcher.worker_protocol import WorkerProtocol
 
 log = logging.getLogger("vp.dispatcher")
 DEFAULT_DB = "sqlite:///.vp/dispatcher.db"
+DEFAULT_METRICS = f"{DEFAULT_HOST}:9102"
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -65,6 +67,7 @@ def build_parser() -> EnvArgumentParser:
                             type=positive_float, help="seconds between deadline / lost-worker checks")
     parser.add_env_argument("--default-max-attempts", env="VP_DEFAULT_MAX_ATTEMPTS", default=3, type=int,
                             help="attempts when the envelope gives none")
+    add_metrics_argument(parser, env="VP_DISPATCHER_METRICS_LISTEN", default=DEFAULT_METRICS)
     parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
     parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
                             help="log format")
@@ -113,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
     except ValueError as exc:
+        print(f"vp-dispatcher: {exc}", file=sys.stderr)
+        return 2
+    try:
+        serve_metrics(args, DEFAULT_METRICS)  # a daemon thread: ends with the process
+    except OSError as exc:
         print(f"vp-dispatcher: {exc}", file=sys.stderr)
         return 2
     asyncio.run(run(args, settings))

@@ -114,6 +114,7 @@ class WorkerChannelServicer(wc_grpc.WorkerChannelServicer):
         finally:
             reader.cancel()
             self.protocol.core.hub.detach(connection)
+            self.protocol.core.streams_changed()
             log.info("worker %s stream closed", connection.owner, extra={"vp_id": connection.vp_id})
 
     async def _read(self, connection, request_iterator) -> None:

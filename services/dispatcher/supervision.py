@@ -31,6 +31,8 @@ class Supervisor:
         await self.requeue_unreported()
         for lane in list(self.core.hub.connections):
             self.core.request_pump(lane)
+        await self.core.lane_states()  # refreshes the lane gauges
+        self.core.streams_changed()
 
     async def run_forever(self) -> None:
         interval = self.core.settings.supervise_interval.total_seconds()

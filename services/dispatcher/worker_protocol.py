@@ -72,6 +72,7 @@ class WorkerProtocol:
         if previous is not None and previous is not connection:
             previous.end(superseded(previous.vp_id, previous.lease_epoch, hello.lease_epoch, hello.owner)
                          if previous.lease_epoch < hello.lease_epoch else None)
+        self.core.streams_changed()
         self.core.registry.invalidate()
         self.core.apply(effects)
         self.core.request_pump(connection.vp_id)

@@ -12,6 +12,7 @@ from services.common.clock import SystemClock
 from services.common.grpc_server import serve_until_signal, start_server
 from services.common.logging_setup import configure_logging
 from services.common.store import SqlStore
+from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.registry.registry import SessionRegistry
 from services.registry.servicer import SessionRegistryServicer, add_to_server
 from services.registry.settings import RegistrySettings
@@ -19,6 +20,7 @@ from services.registry.sweeper import run_sweeper
 
 log = logging.getLogger("vp.registry")
 DEFAULT_DB = "sqlite:///.vp/registry.db"
+DEFAULT_METRICS = f"{DEFAULT_HOST}:9101"
 
 
 def build_parser() -> EnvArgumentParser:
@@ -36,6 +38,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--heartbeat-stale", env="UA_VP_HEARTBEAT_STALE_SECONDS", default=None,
                             type=positive_float, help="seconds without heartbeat before a session reads stale "
                                                       "(default: 2 x lease TTL)")
+    add_metrics_argument(parser, env="VP_REGISTRY_METRICS_LISTEN", default=DEFAULT_METRICS)
     parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
     parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
                             help="log format")
@@ -70,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings_from(args)
     except ValueError as exc:
+        print(f"vp-registry: {exc}", file=sys.stderr)
+        return 2
+    try:
+        serve_metrics(args, DEFAULT_METRICS)  # a daemon thread: ends with the process
+    except OSError as exc:
         print(f"vp-registry: {exc}", file=sys.stderr)
         return 2
     asyncio.run(run(args))

@@ -4,6 +4,7 @@ transaction each, and listing. The gRPC servicer only translates."""
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,11 +15,12 @@ from services.common.states import SessionStatus
 from services.common.store.interface import Store, Tx
 from services.common.store.records import NewEvent, SessionRecord
 from services.common.validation import OWNER_MAX, check_text, check_vp_id
-from services.registry import leases
+from services.registry import leases, metrics_hooks
 from services.registry.session_health import assess
 from services.registry.settings import MAX_TTL, MIN_TTL, RegistrySettings
 from services.registry.sweeper import SweepReport, sweep
 
+log = logging.getLogger(__name__)
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
 
@@ -43,6 +45,7 @@ class SessionRegistry:
         self.store = store
         self.clock = clock
         self.settings = settings
+        metrics_hooks.init()
 
     def _ttl(self, requested: timedelta | None) -> timedelta:
         if requested is None:
@@ -77,22 +80,29 @@ class SessionRegistry:
                 raise InvalidArgument(FieldViolation("workspace_dir", "required when the session is created"))
             if existing is None and not workspace_dir.startswith("/"):
                 raise InvalidArgument(FieldViolation("workspace_dir", "must be an absolute path"))
+            now = self.clock.now()
             change, outcome = leases.acquire(existing, vp_id=vp_id, owner=owner, runtime_id=runtime_id,
-                                             workspace_dir=workspace_dir, ttl=lease_ttl, now=self.clock.now())
-            return self._apply(tx, change, insert=existing is None), outcome
+                                             workspace_dir=workspace_dir, ttl=lease_ttl, now=now)
+            recovery = metrics_hooks.acquire_recovery(existing, outcome, now)
+            return self._apply(tx, change, insert=existing is None), outcome, recovery
 
-        return await self.store.arun(work)
+        session, outcome, recovery = await self.store.arun(work)
+        metrics_hooks.recovered(recovery)
+        return session, outcome
 
     async def renew(self, *, vp_id: str, owner: str, lease_epoch: int, ttl: timedelta | None = None) -> SessionRecord:
         _raise_if(_term_violations(vp_id, owner))
         lease_ttl = self._ttl(ttl)
 
-        def work(tx: Tx) -> SessionRecord:
+        def work(tx: Tx) -> tuple[SessionRecord, str | None]:
             existing = self._require(tx, vp_id)
-            change = leases.renew(existing, owner=owner, lease_epoch=lease_epoch, ttl=lease_ttl, now=self.clock.now())
-            return self._apply(tx, change)
+            now = self.clock.now()
+            change = leases.renew(existing, owner=owner, lease_epoch=lease_epoch, ttl=lease_ttl, now=now)
+            return self._apply(tx, change), metrics_hooks.renew_recovery(existing, now)
 
-        return await self.store.arun(work)
+        session, recovery = await self.store.arun(work)
+        metrics_hooks.recovered(recovery)
+        return session
 
     async def release(self, *, vp_id: str, owner: str, lease_epoch: int) -> SessionRecord:
         _raise_if(_term_violations(vp_id, owner))
@@ -158,7 +168,18 @@ class SessionRegistry:
         return await self.store.aread(work)
 
     async def sweep_once(self) -> SweepReport:
-        return await self.store.arun(lambda tx: sweep(tx, self.clock.now(), self.settings))
+        report = await self.store.arun(lambda tx: sweep(tx, self.clock.now(), self.settings))
+        metrics_hooks.leases_expired(report.degraded)
+        try:
+            await self.refresh_gauges()
+        except Exception:  # noqa: BLE001 - gauges are best effort; the sweep itself committed
+            log.warning("refreshing session gauges failed", exc_info=True)
+        return report
+
+    async def refresh_gauges(self) -> None:
+        """vp_sessions and vp_sessions_orphaned from every session, by effective status."""
+        sessions = await self.store.aread(lambda tx: tx.sessions_with_status(()))
+        metrics_hooks.session_gauges(sessions, self.clock.now(), self.settings.heartbeat_stale_after)
 
     @staticmethod
     def _require(tx: Tx, vp_id: str, *, for_update: bool = True) -> SessionRecord:

@@ -23,6 +23,7 @@ import sys
 
 from services.common.cli_config import EnvArgumentParser, host_port, positive_float
 from services.common.logging_setup import configure_logging
+from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.worker.executors import EXECUTOR_KINDS
 from services.worker.lane_config import DEFAULT_DRAIN_TIMEOUT, DEFAULT_LEASE_TTL, LaneConfig, parse_command, split_roots
 from services.worker.service import run_worker
@@ -102,6 +103,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--drain-timeout", env="VP_DRAIN_TIMEOUT_SECONDS", default=DEFAULT_DRAIN_TIMEOUT,
                             type=_non_negative_float, metavar="SECONDS",
                             help="on SIGTERM/SIGINT, how long in-flight missions may still run")
+    add_metrics_argument(parser, env="VP_WORKER_METRICS_LISTEN", default="")
     parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
     parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
                             help="log format")
@@ -159,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from(args)
     except ValueError as exc:
+        print(f"vp-worker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        serve_metrics(args, "")  # a daemon thread: ends with the process
+    except OSError as exc:
         print(f"vp-worker: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_serve(config))

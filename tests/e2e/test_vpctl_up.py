@@ -15,7 +15,7 @@ from tests.support.processes import ServiceProcess, console_script
 def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
     data = tmp_path / "data"
     up = ServiceProcess([console_script("vpctl"), "--registry", f"127.0.0.1:{free_port()}", "--dispatcher",
-                         f"127.0.0.1:{free_port()}", "up", "--data-dir", str(data)])
+                         f"127.0.0.1:{free_port()}", "up", "--data-dir", str(data), "--metrics-base-port", "0"])
     try:
         up.wait_for_line(r"VP Mission Control is up", timeout=60)
         done = up.wait_for_line(r"demo mission COMPLETED; artifacts in (\S+)", timeout=60)
@@ -24,6 +24,7 @@ def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
         assert (mission_dir / "result.md").exists() and (mission_dir / "sync_ready.json").exists()
         assert (data / "workspaces" / "vp.general.primary" / "journal.md").exists()
         up.wait_for_line(r"Press Ctrl-C to stop", timeout=10)
+        assert up.output.count("metrics on http://127.0.0.1:") == 4  # registry, dispatcher, both workers
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(40) == 0, up.output
         assert "lease released" in up.output

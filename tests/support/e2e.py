@@ -29,10 +29,10 @@ class E2EStack:
     dispatcher_port: int = 0
     registry_address: str = ""
 
-    def start_registry(self) -> None:
+    def start_registry(self, *extra: str) -> None:
         self.registry = ServiceProcess([
             console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", self.db_url,
-            "--lease-ttl", str(self.lease_ttl), "--sweep-interval", "0.5"])
+            "--lease-ttl", str(self.lease_ttl), "--sweep-interval", "0.5", *extra])
         self.registry_address = self.registry.address()
 
     def start_dispatcher(self, *extra: str) -> None:

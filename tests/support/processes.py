@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 ADDRESS_LINE = re.compile(r"listening on (\S+:\d+)")
+METRICS_LINE = re.compile(r"metrics on http://(\S+:\d+)/metrics")
 
 
 def console_script(name: str) -> str:
@@ -65,6 +66,10 @@ class ServiceProcess:
 
     def address(self, timeout: float = 20.0) -> str:
         return self.wait_for_line(ADDRESS_LINE, timeout).group(1)
+
+    def metrics_url(self, timeout: float = 20.0) -> str:
+        """The /metrics URL the process logged (it was started with --metrics-listen)."""
+        return f"http://{self.wait_for_line(METRICS_LINE, timeout).group(1)}/metrics"
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -51,5 +51,7 @@ SESSION_RECOVERIES = Counter(
 RPC_DURATION = Histogram("vp_rpc_duration_seconds", "Server-side RPC latency, by service, method and status code.",
                          ["service", "method", "code"], buckets=RPC_BUCKETS)
 
-FALLBACK_REASONS = ("disabled", "forced", "unhealthy", "over_capacity", "timed_out", "failed", "worker_lost")
+# "shadow": a lane in shadow mode sends the result of record to its fallback (vp.mission.fallback, no reason).
+FALLBACK_REASONS = ("disabled", "forced", "unhealthy", "over_capacity", "timed_out", "failed", "worker_lost",
+                    "shadow")
 ROUTES = ("delegated", "shadow", "fallback")
