@@ -30,6 +30,7 @@ from services.cli import exit_codes
 from services.client import ClientError
 from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
 from services.common.logging_setup import configure_logging
+from services.common.telemetry.tracing import configure_tracing
 
 log = logging.getLogger("vpctl")
 
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_codes.USAGE
     try:
         configure_logging(args.log_level)
+        configure_tracing("vpctl")
     except ValueError:
         parser.error(f"invalid --log-level {args.log_level!r}")
     if args.command == "up":

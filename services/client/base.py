@@ -79,14 +79,16 @@ class GrpcClient:
         *,
         timeout: float | None = None,
         retryable: bool = True,
+        extra_metadata: list[tuple[str, str]] | None = None,
     ) -> Any:
         """One unary call with a deadline; transient failures are retried when the
         call is safe to repeat. Everything else raises ClientError."""
         failures = 0
         while True:
             try:
+                metadata = [*(self.metadata or ()), *(extra_metadata or ())]
                 return await call(request, timeout=timeout if timeout is not None else self.timeout,
-                                  metadata=self.metadata or None)
+                                  metadata=metadata or None)
             except grpc.aio.AioRpcError as error:
                 failures += 1
                 if not (retryable and is_transient(error) and failures < self.retry.max_attempts):

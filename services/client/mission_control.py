@@ -15,6 +15,9 @@ from typing import Any
 import grpc
 from google.protobuf.struct_pb2 import Struct
 
+from opentelemetry.trace import SpanKind
+
+from services.common.telemetry import tracing
 from services.client.artifacts import ArtifactFile, ChunkAssembler, DirectoryWriter
 from services.client.base import GrpcClient, log
 from services.client.errors import ClientError, invalid_argument, is_transient
@@ -135,9 +138,19 @@ class MissionControlClient(GrpcClient):
 
     async def dispatch_envelope(self, envelope: mission_pb2.MissionEnvelope, *, timeout: float | None = None
                                 ) -> tuple[mission_pb2.Mission, mission_pb2.Route, bool]:
-        response = await self._unary("DispatchMission", self.stub.DispatchMission,
-                                     pb.DispatchMissionRequest(envelope=envelope), timeout=timeout,
-                                     retryable=bool(envelope.idempotency_key))
+        with tracing.span("vp.client.dispatch", kind=SpanKind.CLIENT,
+                          attributes={"vp_id": envelope.vp_id, "mission_id": envelope.mission_id}):
+            traceparent, tracestate = tracing.current_traceparent()
+            if traceparent and not envelope.trace.traceparent:
+                # The envelope keeps the trace so it outlives this call (queue, re-queue).
+                traced = mission_pb2.MissionEnvelope()
+                traced.CopyFrom(envelope)
+                traced.trace.traceparent, traced.trace.tracestate = traceparent, tracestate
+                envelope = traced
+            response = await self._unary("DispatchMission", self.stub.DispatchMission,
+                                         pb.DispatchMissionRequest(envelope=envelope), timeout=timeout,
+                                         retryable=bool(envelope.idempotency_key),
+                                         extra_metadata=tracing.outgoing_metadata())
         return response.mission, response.route, response.deduplicated
 
     async def get(self, mission_id: str, *, timeout: float | None = None) -> mission_pb2.Mission:

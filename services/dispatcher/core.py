@@ -9,10 +9,12 @@ import logging
 import time
 
 from services.common.clock import Clock
+from services.common.contracts.vp.v1 import mission_pb2
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.states import MissionState
 from services.common.store.interface import Store
 from services.common.store.records import MissionRecord
+from services.common.telemetry import tracing
 from services.dispatcher import ledger, metrics_hooks
 from services.dispatcher.lane_health import RegistryClient
 from services.dispatcher.ledger import Effects
@@ -32,6 +34,11 @@ from services.dispatcher.worker_hub import WorkerConnection, WorkerHub
 
 log = logging.getLogger(__name__)
 M = MissionState
+
+
+def span_attributes(record: MissionRecord) -> dict:
+    return {"mission_id": record.mission_id, "vp_id": record.lane or record.vp_id, "session_id": record.session_id,
+            "run_id": record.run_id, "attempt": record.attempt}
 
 
 def caller_fallback(record: MissionRecord, reason: Reason) -> RoutingDecision:
@@ -164,8 +171,14 @@ class DispatcherCore:
             for record in assigned:
                 connection.running[record.mission_id] = record.attempt
                 connection.assigned_at[record.mission_id] = now
+                trace_context = record.envelope.get("trace") or {}
+                with tracing.span("vp.assign", traceparent=trace_context.get("traceparent", ""),
+                                  tracestate=trace_context.get("tracestate", ""),
+                                  attributes=span_attributes(record)):
+                    traceparent, tracestate = tracing.current_traceparent()
                 connection.send(wc_pb.ConnectResponse(assignment=wc_pb.MissionAssignment(
-                    mission=mission_to_proto(record), run_id=record.run_id)))
+                    mission=mission_to_proto(record), run_id=record.run_id,
+                    trace=mission_pb2.TraceContext(traceparent=traceparent, tracestate=tracestate))))
             if assigned:
                 self.spawn(self.notifier.events_appended())
             if len(assigned) < limit:

@@ -18,6 +18,7 @@ from services.common.errors import (
     MissionNotFound,
 )
 from services.common.states import MissionState
+from services.common.telemetry import tracing
 from services.common.store.records import EventRecord, MissionRecord
 from services.common.validation import check_mission_id, check_text
 from services.dispatcher import envelope as envelopes
@@ -53,7 +54,12 @@ class MissionsApi:
         if existing is not None:
             return _replay(existing, digest)
         normal = envelopes.normalized(envelope, self.core.settings)
-        decision = await self.core.route(normal.vp_id, normal.mission_type)
+        if not normal.trace.traceparent:
+            normal.trace.traceparent, normal.trace.tracestate = tracing.current_traceparent()
+        with tracing.span("vp.route", attributes={"mission_id": normal.mission_id, "vp_id": normal.vp_id}) as span:
+            decision = await self.core.route(normal.vp_id, normal.mission_type)
+            span.set_attribute("route", decision.decision.value)
+            span.set_attribute("lane", decision.lane)
         records = _records_for(normal, digest, decision, now)
 
         def write(tx):

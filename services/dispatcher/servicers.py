@@ -8,12 +8,15 @@ from datetime import timedelta
 
 from grpc_status import rpc_status
 
+from opentelemetry.trace import SpanKind
+
 from services.common.contracts.vp.v1 import mission_control_service_pb2 as mc_pb
 from services.common.contracts.vp.v1 import mission_control_service_pb2_grpc as mc_grpc
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.contracts.vp.v1 import worker_channel_service_pb2_grpc as wc_grpc
 from services.common.errors import FieldViolation, InvalidArgument, VpError, internal_status
 from services.common.grpc_errors import translate_errors
+from services.common.telemetry import tracing
 from services.common.timeutil import from_duration
 from services.dispatcher import artifacts
 from services.dispatcher.mission_proto import PROTO_TO_STATE, event_to_proto, mission_to_proto
@@ -31,7 +34,9 @@ class MissionControlServicer(mc_grpc.MissionControlServicer):
         self.api = api
 
     async def DispatchMission(self, request, context):
-        result = await self.api.dispatch(request.envelope)
+        with tracing.span("vp.dispatch", metadata=context.invocation_metadata(), kind=SpanKind.SERVER,
+                          attributes={"vp_id": request.envelope.vp_id, "mission_id": request.envelope.mission_id}):
+            result = await self.api.dispatch(request.envelope)
         mission = mission_to_proto(result.mission)
         return mc_pb.DispatchMissionResponse(mission=mission, route=mission.route, deduplicated=result.deduplicated)
 

@@ -11,6 +11,7 @@ from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_por
 from services.common.clock import SystemClock
 from services.common.grpc_server import serve_until_signal, start_server
 from services.common.logging_setup import configure_logging
+from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.registry.registry import SessionRegistry
@@ -70,6 +71,7 @@ async def run(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    configure_tracing("vp-registry")
     try:
         settings_from(args)
     except ValueError as exc:

@@ -382,7 +382,7 @@ class DispatcherLink:
                     summary="target_path refused by the worker's path policy; nothing was run",
                 ))
                 return
-        self.runs.start(mission, run_id=run_id, lease_epoch=term.lease_epoch)
+        self.runs.start(mission, run_id=run_id, lease_epoch=term.lease_epoch, trace=assignment.trace)
 
     def _on_cancel(self, cancel: wc_pb.MissionCancel) -> None:
         run = self.runs.cancel(cancel.mission_id, cancel.final_state or enums_pb2.MISSION_STATE_CANCELLED,

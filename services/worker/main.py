@@ -23,6 +23,7 @@ import sys
 
 from services.common.cli_config import EnvArgumentParser, host_port, positive_float
 from services.common.logging_setup import configure_logging
+from services.common.telemetry.tracing import configure_tracing
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.worker.executors import EXECUTOR_KINDS
 from services.worker.lane_config import DEFAULT_DRAIN_TIMEOUT, DEFAULT_LEASE_TTL, LaneConfig, parse_command, split_roots
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    configure_tracing("vp-worker")
     try:
         config = config_from(args)
     except ValueError as exc:

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+
 from services.common.clock import Clock, SystemClock
+from services.common.telemetry import tracing
 from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.errors import VpError
@@ -85,6 +88,9 @@ class ActiveRun:
     started: bool = False
     seq: int = 0
     predecessor: asyncio.Task | None = None
+    #: W3C context of the dispatcher's assignment span: the parent of this run's span.
+    traceparent: str = ""
+    tracestate: str = ""
 
     @property
     def log_extra(self) -> dict:
@@ -127,14 +133,17 @@ class RunSet:
 
     # -- control ----------------------------------------------------------
 
-    def start(self, mission: mission_pb2.Mission, *, run_id: str, lease_epoch: int) -> ActiveRun:
+    def start(self, mission: mission_pb2.Mission, *, run_id: str, lease_epoch: int,
+              trace: mission_pb2.TraceContext | None = None) -> ActiveRun:
         """Start (or queue, when every slot is busy) one run. An older run of the
         same mission is stopped first, silently."""
         if self.reporter is None or self.workspace_dir is None:
             raise RuntimeError("RunSet needs a reporter and a workspace_dir before start()")
         mission_id = mission.envelope.mission_id
+        parent = trace if trace is not None and trace.traceparent else mission.envelope.trace
         run = ActiveRun(mission=mission, mission_id=mission_id, attempt=mission.attempt or 1,
-                        run_id=run_id or mission.run_id, lease_epoch=lease_epoch)
+                        run_id=run_id or mission.run_id, lease_epoch=lease_epoch,
+                        traceparent=parent.traceparent, tracestate=parent.tracestate)
         previous = self._runs.get(mission_id)
         if previous is not None:
             log.info("mission %s: attempt %d replaces running attempt %d; stopping the old run", mission_id,
@@ -220,6 +229,13 @@ class RunSet:
                 self._idle.set()
 
     async def _execute_in_slot(self, run: ActiveRun) -> None:
+        attributes = {"mission_id": run.mission_id, "vp_id": self.vp_id, "run_id": run.run_id,
+                      "attempt": run.attempt, "session_id": run.mission.session_id}
+        with tracing.span("vp.execute", traceparent=run.traceparent, tracestate=run.tracestate,
+                          kind=SpanKind.CONSUMER, attributes=attributes):
+            await self._execute_traced(run, attributes)
+
+    async def _execute_traced(self, run: ActiveRun, attributes: dict) -> None:
         assert self.reporter is not None and self.workspace_dir is not None
         workspace = self.workspace_dir
         if run.suppressed:
@@ -269,12 +285,13 @@ class RunSet:
             return
         result = self._apply_cancel_state(run, result)
         try:
-            ref = await asyncio.to_thread(
-                mission_dirs.finalize, directory, mission_id=run.mission_id, vp_id=self.vp_id,
-                attempt=run.attempt, run_id=run.run_id, outcome=result.outcome, summary=result.summary,
-                error={"code": result.error_code, "message": result.error_message},
-                started_at=started_at, finished_at=self.clock.now(),
-            )
+            with tracing.span("vp.finalize", attributes={**attributes, "outcome": result.outcome}):
+                ref = await asyncio.to_thread(
+                    mission_dirs.finalize, directory, mission_id=run.mission_id, vp_id=self.vp_id,
+                    attempt=run.attempt, run_id=run.run_id, outcome=result.outcome, summary=result.summary,
+                    error={"code": result.error_code, "message": result.error_message},
+                    started_at=started_at, finished_at=self.clock.now(),
+                )
         except Exception as exc:  # noqa: BLE001
             log.exception("mission %s: cannot write the receipt", run.mission_id, extra=run.log_extra)
             result = ExecutionResult.failed(RESULT_WRITE_FAILED, one_line(f"cannot finalize mission dir: {exc}"),

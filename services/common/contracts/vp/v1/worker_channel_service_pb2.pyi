@@ -130,12 +130,14 @@ class DispatcherWelcome(_message.Message):
     def __init__(self, session: _Optional[_Union[_session_pb2.VpSession, _Mapping]] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., revoked_mission_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MissionAssignment(_message.Message):
-    __slots__ = ("mission", "run_id")
+    __slots__ = ("mission", "run_id", "trace")
     MISSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     mission: _mission_pb2.Mission
     run_id: str
-    def __init__(self, mission: _Optional[_Union[_mission_pb2.Mission, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+    trace: _mission_pb2.TraceContext
+    def __init__(self, mission: _Optional[_Union[_mission_pb2.Mission, _Mapping]] = ..., run_id: _Optional[str] = ..., trace: _Optional[_Union[_mission_pb2.TraceContext, _Mapping]] = ...) -> None: ...
 
 class MissionCancel(_message.Message):
     __slots__ = ("mission_id", "reason", "final_state")
