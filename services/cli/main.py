@@ -4,15 +4,7 @@
     vpctl list --state running
     vpctl events --consumer ops --follow
 
-Exit codes (scripts may rely on them):
-  0  success (wait / dispatch --wait: the mission COMPLETED)
-  1  the mission ended not completed (FAILED, CANCELLED, TIMED_OUT, BLOCKED),
-     or the dispatch fell back to the caller
-  2  usage error or INVALID_ARGUMENT
-  3  not found (NOT_FOUND)
-  4  conflict (ALREADY_EXISTS, FAILED_PRECONDITION)
-  5  unavailable or timed out (UNAVAILABLE, DEADLINE_EXCEEDED, wait timed out)
-  6  any other error
+Exit codes scripts may rely on are listed once, in services/cli/exit_codes.py (and in --help).
 Errors are one line on stderr: code, reason, field violations; never a traceback.
 """
 

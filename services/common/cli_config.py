@@ -40,6 +40,13 @@ class EnvArgumentParser(argparse.ArgumentParser):
         return self.add_argument(*flags, default=value, type=type, help=f"{help} [env: {env}]", **kwargs)
 
 
+def add_logging_arguments(parser: EnvArgumentParser) -> None:
+    """--log-level and --log-format, the same on every service."""
+    parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
+    parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
+                            help="log format (json: one object per line, with mission/session ids)")
+
+
 def host_port(value: str) -> str:
     """Validate HOST:PORT (port 0 allowed, meaning any free port)."""
     host, sep, port = value.rpartition(":")

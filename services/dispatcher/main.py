@@ -11,7 +11,13 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
+from services.common.cli_config import (
+    DEFAULT_HOST,
+    EnvArgumentParser,
+    add_logging_arguments,
+    host_port,
+    positive_float,
+)
 from services.common.clock import SystemClock
 from services.common.grpc_server import serve_until_signal, start_server
 from services.common.logging_setup import configure_logging
@@ -69,9 +75,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--default-max-attempts", env="VP_DEFAULT_MAX_ATTEMPTS", default=3, type=int,
                             help="attempts when the envelope gives none")
     add_metrics_argument(parser, env="VP_DISPATCHER_METRICS_LISTEN", default=DEFAULT_METRICS)
-    parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
-    parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
-                            help="log format")
+    add_logging_arguments(parser)
     return parser
 
 

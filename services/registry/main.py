@@ -7,7 +7,13 @@ import logging
 import sys
 from datetime import timedelta
 
-from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
+from services.common.cli_config import (
+    DEFAULT_HOST,
+    EnvArgumentParser,
+    add_logging_arguments,
+    host_port,
+    positive_float,
+)
 from services.common.clock import SystemClock
 from services.common.grpc_server import serve_until_signal, start_server
 from services.common.logging_setup import configure_logging
@@ -40,9 +46,7 @@ def build_parser() -> EnvArgumentParser:
                             type=positive_float, help="seconds without heartbeat before a session reads stale "
                                                       "(default: 2 x lease TTL)")
     add_metrics_argument(parser, env="VP_REGISTRY_METRICS_LISTEN", default=DEFAULT_METRICS)
-    parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
-    parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
-                            help="log format")
+    add_logging_arguments(parser)
     return parser
 
 

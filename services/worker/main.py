@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 
-from services.common.cli_config import EnvArgumentParser, host_port, positive_float
+from services.common.cli_config import EnvArgumentParser, add_logging_arguments, host_port, positive_float
 from services.common.logging_setup import configure_logging
 from services.common.telemetry.tracing import configure_tracing
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
@@ -105,9 +105,7 @@ def build_parser() -> EnvArgumentParser:
                             type=_non_negative_float, metavar="SECONDS",
                             help="on SIGTERM/SIGINT, how long in-flight missions may still run")
     add_metrics_argument(parser, env="VP_WORKER_METRICS_LISTEN", default="")
-    parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level")
-    parser.add_env_argument("--log-format", env="VP_LOG_FORMAT", default="text", choices=["text", "json"],
-                            help="log format")
+    add_logging_arguments(parser)
     return parser
 
 
