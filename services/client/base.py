@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -70,6 +70,21 @@ class GrpcClient:
         delay = self.retry.backoff(failures, retry_delay_of(error))
         log.info("%s: %s (%s), retry %d in %.2fs", method, error.code().name, error.details(), failures, delay)
         await asyncio.sleep(delay)
+
+    async def _paged(self, method: str, call: Callable[..., Awaitable[Any]], request: Any, items: str, *,
+                     limit: int | None, timeout: float | None) -> AsyncIterator[Any]:
+        """Walk every page of a List* call (page_token in, next_page_token out), at most limit items."""
+        count = 0
+        while True:
+            response = await self._unary(method, call, request, timeout=timeout)
+            for item in getattr(response, items):
+                yield item
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
 
     async def _unary(
         self,

@@ -173,19 +173,11 @@ class MissionControlClient(GrpcClient):
             state_values = [parse_mission_state(s) for s in states]
         except ValueError as exc:
             raise invalid_argument("states", str(exc)) from None
-        token, count = "", 0
-        while True:
-            request = pb.ListMissionsRequest(vp_id=vp_id, states=state_values, source_session_id=source_session_id,
-                                             page_size=page_size, page_token=token)
-            response = await self._unary("ListMissions", self.stub.ListMissions, request, timeout=timeout)
-            for mission in response.missions:
-                yield mission
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-            token = response.next_page_token
-            if not token:
-                return
+        request = pb.ListMissionsRequest(vp_id=vp_id, states=state_values, source_session_id=source_session_id,
+                                         page_size=page_size)
+        async for mission in self._paged("ListMissions", self.stub.ListMissions, request, "missions", limit=limit,
+                                         timeout=timeout):
+            yield mission
 
     async def wait_once(self, mission_id: str, seconds: float) -> pb.WaitMissionResponse:
         """One WaitMission call of at most ``seconds`` (its deadline allows for that)."""

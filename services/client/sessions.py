@@ -39,18 +39,10 @@ class SessionsClient(GrpcClient):
             effective = [parse_session_status(s) for s in effective_statuses]
         except ValueError as exc:
             raise invalid_argument("statuses", str(exc)) from None
-        token, count = "", 0
-        while True:
-            request = pb.ListSessionsRequest(statuses=stored, effective_statuses=effective,
-                                             vp_id_prefix=vp_id_prefix, page_size=page_size, page_token=token)
-            if stale is not None:
-                request.stale = stale
-            response = await self._unary("ListSessions", self.stub.ListSessions, request, timeout=timeout)
-            for session in response.sessions:
-                yield session
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-            token = response.next_page_token
-            if not token:
-                return
+        request = pb.ListSessionsRequest(statuses=stored, effective_statuses=effective, vp_id_prefix=vp_id_prefix,
+                                         page_size=page_size)
+        if stale is not None:
+            request.stale = stale
+        async for session in self._paged("ListSessions", self.stub.ListSessions, request, "sessions", limit=limit,
+                                         timeout=timeout):
+            yield session

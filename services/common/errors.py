@@ -149,12 +149,6 @@ class TooLarge(VpError):
     reason = "TOO_LARGE"
 
 
-class Draining(VpError):
-    code = grpc.StatusCode.UNAVAILABLE
-    reason = "DRAINING"
-    retry_delay = timedelta(seconds=1)
-
-
 class StoreBusy(VpError):
     """The database stayed locked past every retry: transient, the caller may retry."""
 

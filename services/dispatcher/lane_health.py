@@ -15,6 +15,7 @@ import grpc
 from services.common.contracts.vp.v1 import enums_pb2, session_pb2
 from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
+from services.common.errors import DependencyUnavailable, LeaseSuperseded, SessionNotFound, error_info
 from services.common.grpc_options import CHANNEL_OPTIONS
 from services.common.timeutil import to_duration
 
@@ -73,23 +74,34 @@ class RegistryClient:
     async def lease(self, vp_id: str) -> LeaseView:
         """Fresh (uncached) view of one lane's lease, for fencing decisions."""
         try:
-            reply = await self.stub.GetSession(reg_pb.GetSessionRequest(vp_id=vp_id), timeout=CALL_TIMEOUT_S)
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return view_of(None)
-            raise
-        return view_of(reply.session)
+            return view_of(await self.session(vp_id))
+        except SessionNotFound:
+            return view_of(None)
 
     async def renew(self, vp_id: str, owner: str, lease_epoch: int, ttl: timedelta) -> session_pb2.VpSession:
         """Renew with the worker's own TTL, not the registry default."""
         request = reg_pb.RenewLeaseRequest(vp_id=vp_id, owner=owner, lease_epoch=lease_epoch, ttl=to_duration(ttl))
-        reply = await self.stub.RenewLease(request, timeout=CALL_TIMEOUT_S)
+        reply = await self._call(self.stub.RenewLease, request, vp_id)
         self.invalidate()
         return reply.session
 
     async def session(self, vp_id: str) -> session_pb2.VpSession:
-        reply = await self.stub.GetSession(reg_pb.GetSessionRequest(vp_id=vp_id), timeout=CALL_TIMEOUT_S)
+        reply = await self._call(self.stub.GetSession, reg_pb.GetSessionRequest(vp_id=vp_id), vp_id)
         return reply.session
+
+    async def _call(self, method, request, vp_id: str):
+        """One registry call; its failures become domain errors here, so no caller
+        can leak a raw RpcError (an UNKNOWN to its own client)."""
+        try:
+            return await method(request, timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as error:
+            info = error_info(error)
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise SessionNotFound(vp_id) from None
+            if info is not None and info.reason == "LEASE_SUPERSEDED":
+                raise LeaseSuperseded(error.details() or "lease superseded", metadata=dict(info.metadata)) from None
+            raise DependencyUnavailable(f"registry call failed: {error.code().name}: {error.details()}",
+                                        metadata={"dependency": "registry", "code": error.code().name}) from None
 
     def invalidate(self) -> None:
         self._cached_at = 0.0

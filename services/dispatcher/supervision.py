@@ -57,7 +57,7 @@ class Supervisor:
                 if record is None or record.state.terminal or record.deadline is None or record.deadline > now:
                     return effects
                 was_running = record.state == M.RUNNING
-                ended = ledger.give_up(tx, record, decision, now, effects, terminal=M.TIMED_OUT,
+                ledger.give_up(tx, record, decision, now, effects, terminal=M.TIMED_OUT,
                                        error_code="DEADLINE_EXCEEDED",
                                        error_message=f"deadline {record.deadline.isoformat()} passed")
                 if was_running:

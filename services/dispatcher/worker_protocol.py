@@ -11,11 +11,11 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
-import grpc
+
 from google.protobuf.json_format import MessageToDict
 
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
-from services.common.errors import FieldViolation, InvalidArgument, LeaseSuperseded, error_info
+from services.common.errors import DependencyUnavailable, FieldViolation, InvalidArgument, LeaseSuperseded
 from services.common.states import MissionState
 from services.common.timeutil import from_timestamp, to_duration
 from services.common.validation import OWNER_MAX, check_text, check_vp_id
@@ -116,12 +116,13 @@ class WorkerProtocol:
         try:
             await self.core.registry.renew(connection.vp_id, connection.owner, connection.lease_epoch,
                                            connection.lease_ttl)
-        except grpc.aio.AioRpcError as error:
-            info = error_info(error)
-            if info is not None and info.reason == "LEASE_SUPERSEDED":
-                raise superseded(connection.vp_id, connection.lease_epoch, int(info.metadata.get("current_epoch", 0)),
-                                 info.metadata.get("current_owner", "")) from None
-            log.warning("lease renew for %s failed: %s", connection.vp_id, error.code().name,
+        except LeaseSuperseded as refused:
+            raise superseded(connection.vp_id, connection.lease_epoch,
+                             int(refused.metadata.get("current_epoch", 0)),
+                             refused.metadata.get("current_owner", "")) from None
+        except DependencyUnavailable as error:
+            # The worker keeps its stream; the lease may lapse and the supervisor handles that.
+            log.warning("lease renew for %s failed: %s", connection.vp_id, error.message,
                         extra={"vp_id": connection.vp_id})
         connection.reported = set(beat.running_mission_ids)
         connection.reported_at = self.core.clock.now()

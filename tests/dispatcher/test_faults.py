@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.common.contracts.vp.v1 import enums_pb2 as S
 from services.common.contracts.vp.v1 import mission_control_service_pb2 as mc_pb
 from tests.dispatcher.conftest import CODER, dispatch, events_of
-from tests.support.grpc_errors import reason_of
+from tests.support.grpc_errors import details_of, reason_of
 from tests.support.scripted_worker import ScriptedWorker
 from tests.support.stack import running_stack
 from tests.support.waiting import async_wait_until
@@ -213,3 +213,28 @@ async def test_failure_reported_after_cancel_ends_cancelled_not_retried(stack, w
     with pytest.raises(asyncio.TimeoutError):
         await worker.assignment(timeout=0.5)
     assert (await get(stack, mission_id)).attempt == 1
+
+
+async def test_hello_without_session_or_registry_is_a_proper_status_never_unknown(stack):
+    stranger = ScriptedWorker(stack, "vp.unknown.lane")
+    stranger.epoch, stranger.session_id = 1, "s-none"  # skip AcquireLease: no session exists
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stranger.connect()
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND and reason_of(missing.value) == "SESSION_NOT_FOUND"
+
+    from services.dispatcher.lane_health import RegistryClient
+    from tests.support.e2e import free_port
+
+    live_registry = stack.core.registry
+    stack.core.registry = RegistryClient(f"127.0.0.1:{free_port()}", 0)  # nothing listens there
+    try:
+        worker = ScriptedWorker(stack, CODER)
+        worker.epoch, worker.session_id = 1, "s-any"
+        with pytest.raises(grpc.aio.AioRpcError) as down:
+            await worker.connect()
+        assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+        details = details_of(down.value)
+        assert details["ErrorInfo"].reason == "DEPENDENCY_UNAVAILABLE" and "RetryInfo" in details
+    finally:
+        await stack.core.registry.close()
+        stack.core.registry = live_registry
