@@ -8,7 +8,7 @@ from datetime import timedelta
 import grpc
 from google.rpc import error_details_pb2
 
-from services.common.errors import FieldViolation, status_from_error
+from services.common.errors import FieldViolation, detail_of, status_from_error
 
 #: Codes worth another attempt, for calls that are safe to repeat.
 TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -93,17 +93,10 @@ class ClientError(Exception):
 def retry_delay_of(error: grpc.RpcError) -> float | None:
     """RetryInfo.retry_delay of a failed call, in seconds, if the server sent one."""
     try:
-        status = status_from_error(error)
-    except Exception:  # noqa: BLE001
+        retry = detail_of(error, error_details_pb2.RetryInfo)
+    except Exception:  # noqa: BLE001 - a malformed status is just "no hint"
         return None
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            detail.Unpack(retry)
-            return retry.retry_delay.ToTimedelta().total_seconds()
-    return None
+    return retry.retry_delay.ToTimedelta().total_seconds() if retry is not None else None
 
 
 def is_transient(error: grpc.RpcError) -> bool:

@@ -170,17 +170,22 @@ def status_from_error(error: grpc.RpcError) -> status_pb2.Status | None:
     return rpc_status.from_call(error)  # type: ignore[arg-type]
 
 
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo detail of a failed call, for clients that branch on reason."""
+def detail_of(error: grpc.RpcError, kind):
+    """The first google.rpc detail of type kind (ErrorInfo, RetryInfo, ...) on a failed call."""
     status = status_from_error(error)
     if status is None:
         return None
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
+        if detail.Is(kind.DESCRIPTOR):
+            message = kind()
+            detail.Unpack(message)
+            return message
     return None
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo detail of a failed call, for clients that branch on reason."""
+    return detail_of(error, error_details_pb2.ErrorInfo)
 
 
 def internal_status(message: str = "internal error") -> status_pb2.Status:
