@@ -79,6 +79,13 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_TOO_LARGE: _ClassVar[ErrorReason]
     ERROR_REASON_DRAINING: _ClassVar[ErrorReason]
     ERROR_REASON_NO_ARTIFACTS: _ClassVar[ErrorReason]
+    ERROR_REASON_MISSION_NOT_BLOCKED: _ClassVar[ErrorReason]
+
+class BlockedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BLOCKED_REASON_UNSPECIFIED: _ClassVar[BlockedReason]
+    BLOCKED_REASON_INPUT_REQUIRED: _ClassVar[BlockedReason]
+    BLOCKED_REASON_BUDGET_EXCEEDED: _ClassVar[BlockedReason]
 MISSION_STATE_UNSPECIFIED: MissionState
 MISSION_STATE_QUEUED: MissionState
 MISSION_STATE_RUNNING: MissionState
@@ -131,3 +138,7 @@ ERROR_REASON_DEPENDENCY_UNAVAILABLE: ErrorReason
 ERROR_REASON_TOO_LARGE: ErrorReason
 ERROR_REASON_DRAINING: ErrorReason
 ERROR_REASON_NO_ARTIFACTS: ErrorReason
+ERROR_REASON_MISSION_NOT_BLOCKED: ErrorReason
+BLOCKED_REASON_UNSPECIFIED: BlockedReason
+BLOCKED_REASON_INPUT_REQUIRED: BlockedReason
+BLOCKED_REASON_BUDGET_EXCEEDED: BlockedReason

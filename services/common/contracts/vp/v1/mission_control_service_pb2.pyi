@@ -153,3 +153,19 @@ class ReadResultArtifactsResponse(_message.Message):
     size: int
     eof: bool
     def __init__(self, path: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., size: _Optional[int] = ..., eof: _Optional[bool] = ...) -> None: ...
+
+class ResumeMissionRequest(_message.Message):
+    __slots__ = ("mission_id", "answer", "budget")
+    MISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    mission_id: str
+    answer: str
+    budget: _mission_pb2.Budget
+    def __init__(self, mission_id: _Optional[str] = ..., answer: _Optional[str] = ..., budget: _Optional[_Union[_mission_pb2.Budget, _Mapping]] = ...) -> None: ...
+
+class ResumeMissionResponse(_message.Message):
+    __slots__ = ("mission",)
+    MISSION_FIELD_NUMBER: _ClassVar[int]
+    mission: _mission_pb2.Mission
+    def __init__(self, mission: _Optional[_Union[_mission_pb2.Mission, _Mapping]] = ...) -> None: ...

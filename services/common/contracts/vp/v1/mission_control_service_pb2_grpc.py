@@ -78,6 +78,11 @@ class MissionControlStub:
                 request_serializer=vp_dot_v1_dot_mission__control__service__pb2.ReadResultArtifactsRequest.SerializeToString,
                 response_deserializer=vp_dot_v1_dot_mission__control__service__pb2.ReadResultArtifactsResponse.FromString,
                 _registered_method=True)
+        self.ResumeMission = channel.unary_unary(
+                '/vp.v1.MissionControl/ResumeMission',
+                request_serializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionRequest.SerializeToString,
+                response_deserializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionResponse.FromString,
+                _registered_method=True)
 
 
 class MissionControlServicer:
@@ -142,6 +147,15 @@ class MissionControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResumeMission(self, request, context):
+        """Answers a BLOCKED mission and puts it back to QUEUED; its next run gets
+        the answer and continues the same agent conversation. Optionally raises
+        the budget. FAILED_PRECONDITION / MISSION_NOT_BLOCKED if not BLOCKED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MissionControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -184,6 +198,11 @@ def add_MissionControlServicer_to_server(servicer, server):
                     servicer.ReadResultArtifacts,
                     request_deserializer=vp_dot_v1_dot_mission__control__service__pb2.ReadResultArtifactsRequest.FromString,
                     response_serializer=vp_dot_v1_dot_mission__control__service__pb2.ReadResultArtifactsResponse.SerializeToString,
+            ),
+            'ResumeMission': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeMission,
+                    request_deserializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionRequest.FromString,
+                    response_serializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -406,6 +425,33 @@ class MissionControl:
             '/vp.v1.MissionControl/ReadResultArtifacts',
             vp_dot_v1_dot_mission__control__service__pb2.ReadResultArtifactsRequest.SerializeToString,
             vp_dot_v1_dot_mission__control__service__pb2.ReadResultArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeMission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vp.v1.MissionControl/ResumeMission',
+            vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionRequest.SerializeToString,
+            vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionResponse.FromString,
             options,
             channel_credentials,
             insecure,

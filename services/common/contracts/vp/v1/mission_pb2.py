@@ -26,9 +26,10 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from services.common.contracts.vp.v1 import enums_pb2 as vp_dot_v1_dot_enums__pb2
+from services.common.contracts.vp.v1 import session_pb2 as vp_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vp/v1/mission.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11vp/v1/enums.proto\"\xec\x03\n\x0fMissionEnvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x12\n\nmission_id\x18\x02 \x01(\t\x12\r\n\x05vp_id\x18\x03 \x01(\t\x12\x14\n\x0cmission_type\x18\x04 \x01(\t\x12\x11\n\tobjective\x18\x05 \x01(\t\x12,\n\x0b\x63onstraints\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1d\n\x06\x62udget\x18\x07 \x01(\x0b\x32\r.vp.v1.Budget\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x1d\n\x06source\x18\n \x01(\x0b\x32\r.vp.v1.Source\x12\x13\n\x0btarget_path\x18\x0b \x01(\t\x12\x32\n\x06labels\x18\x0c \x03(\x0b\x32\".vp.v1.MissionEnvelope.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\r \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05trace\x18\x0f \x01(\x0b\x32\x13.vp.v1.TraceContext\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8d\x01\n\x06\x42udget\x12/\n\x0cmax_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\nmax_tokens\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmax_cost_usd\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0f\n\r_max_cost_usd\"S\n\x06Source\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07turn_id\x18\x02 \x01(\t\x12$\n\nreply_mode\x18\x03 \x01(\x0e\x32\x10.vp.v1.ReplyMode\"7\n\x0cTraceContext\x12\x13\n\x0btraceparent\x18\x01 \x01(\t\x12\x12\n\ntracestate\x18\x02 \x01(\t\"H\n\x0e\x46\x61llbackTarget\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.vp.v1.FallbackTargetKind\x12\r\n\x05vp_id\x18\x02 \x01(\t\"\xfa\x01\n\x05Route\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x14.vp.v1.RouteDecision\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\x17\n\x0frequested_vp_id\x18\x03 \x01(\t\x12.\n\x0f\x66\x61llback_reason\x18\x04 \x01(\x0e\x32\x15.vp.v1.FallbackReason\x12.\n\x0f\x66\x61llback_target\x18\x05 \x01(\x0b\x32\x15.vp.v1.FallbackTarget\x12\x12\n\nprovenance\x18\x06 \x01(\t\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x0cMissionError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"z\n\rShadowOutcome\x12\x19\n\x11shadow_mission_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.vp.v1.MissionState\x12*\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xbd\x04\n\x07Mission\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.vp.v1.MissionEnvelope\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.vp.v1.MissionState\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x1b\n\x05route\x18\x04 \x01(\x0b\x32\x0c.vp.v1.Route\x12\x12\n\nresult_ref\x18\x05 \x01(\t\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.vp.v1.MissionError\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06run_id\x18\x0b \x01(\t\x12\x12\n\nsession_id\x18\x0c \x01(\t\x12\x13\n\x0blease_epoch\x18\r \x01(\x03\x12\x14\n\x0cworker_owner\x18\x0e \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0f \x01(\x08\x12\x1c\n\x14shadow_of_mission_id\x18\x10 \x01(\t\x12$\n\x06shadow\x18\x11 \x01(\x0b\x32\x14.vp.v1.ShadowOutcome\x12\x0f\n\x07summary\x18\x12 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vp/v1/mission.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11vp/v1/enums.proto\x1a\x13vp/v1/session.proto\"\x83\x04\n\x0fMissionEnvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x12\n\nmission_id\x18\x02 \x01(\t\x12\r\n\x05vp_id\x18\x03 \x01(\t\x12\x14\n\x0cmission_type\x18\x04 \x01(\t\x12\x11\n\tobjective\x18\x05 \x01(\t\x12,\n\x0b\x63onstraints\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1d\n\x06\x62udget\x18\x07 \x01(\x0b\x32\r.vp.v1.Budget\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x1d\n\x06source\x18\n \x01(\x0b\x32\r.vp.v1.Source\x12\x13\n\x0btarget_path\x18\x0b \x01(\t\x12\x32\n\x06labels\x18\x0c \x03(\x0b\x32\".vp.v1.MissionEnvelope.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\r \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05trace\x18\x0f \x01(\x0b\x32\x13.vp.v1.TraceContext\x12\x15\n\rfresh_context\x18\x10 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8d\x01\n\x06\x42udget\x12/\n\x0cmax_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\nmax_tokens\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmax_cost_usd\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0f\n\r_max_cost_usd\"S\n\x06Source\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07turn_id\x18\x02 \x01(\t\x12$\n\nreply_mode\x18\x03 \x01(\x0e\x32\x10.vp.v1.ReplyMode\"7\n\x0cTraceContext\x12\x13\n\x0btraceparent\x18\x01 \x01(\t\x12\x12\n\ntracestate\x18\x02 \x01(\t\"H\n\x0e\x46\x61llbackTarget\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.vp.v1.FallbackTargetKind\x12\r\n\x05vp_id\x18\x02 \x01(\t\"\xfa\x01\n\x05Route\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x14.vp.v1.RouteDecision\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\x17\n\x0frequested_vp_id\x18\x03 \x01(\t\x12.\n\x0f\x66\x61llback_reason\x18\x04 \x01(\x0e\x32\x15.vp.v1.FallbackReason\x12.\n\x0f\x66\x61llback_target\x18\x05 \x01(\x0b\x32\x15.vp.v1.FallbackTarget\x12\x12\n\nprovenance\x18\x06 \x01(\t\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x0cMissionError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"z\n\rShadowOutcome\x12\x19\n\x11shadow_mission_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.vp.v1.MissionState\x12*\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa9\x06\n\x07Mission\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.vp.v1.MissionEnvelope\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.vp.v1.MissionState\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x1b\n\x05route\x18\x04 \x01(\x0b\x32\x0c.vp.v1.Route\x12\x12\n\nresult_ref\x18\x05 \x01(\t\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.vp.v1.MissionError\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06run_id\x18\x0b \x01(\t\x12\x12\n\nsession_id\x18\x0c \x01(\t\x12\x13\n\x0blease_epoch\x18\r \x01(\x03\x12\x14\n\x0cworker_owner\x18\x0e \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0f \x01(\x08\x12\x1c\n\x14shadow_of_mission_id\x18\x10 \x01(\t\x12$\n\x06shadow\x18\x11 \x01(\x0b\x32\x14.vp.v1.ShadowOutcome\x12\x0f\n\x07summary\x18\x12 \x01(\t\x12\x1b\n\x05usage\x18\x13 \x01(\x0b\x32\x0c.vp.v1.Usage\x12,\n\x0e\x62locked_reason\x18\x14 \x01(\x0e\x32\x14.vp.v1.BlockedReason\x12*\n\rinput_request\x18\x15 \x01(\x0b\x32\x13.vp.v1.InputRequest\x12\x0e\n\x06\x61nswer\x18\x16 \x01(\t\x12.\n\x0c\x63onversation\x18\x17 \x01(\x0b\x32\x18.vp.v1.AgentConversation\x12\x1d\n\x06\x62udget\x18\x18 \x01(\x0b\x32\r.vp.v1.Budget\x12\x14\n\x0cresume_count\x18\x19 \x01(\r\"\x88\x01\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x02 \x01(\x03\x12\x15\n\routput_tokens\x18\x03 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x04 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x05 \x01(\x01\x12\r\n\x05model\x18\x06 \x01(\t\"1\n\x0cInputRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x02 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,24 +38,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MISSIONENVELOPE_LABELSENTRY']._loaded_options = None
   _globals['_MISSIONENVELOPE_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_MISSIONENVELOPE']._serialized_start=145
-  _globals['_MISSIONENVELOPE']._serialized_end=637
-  _globals['_MISSIONENVELOPE_LABELSENTRY']._serialized_start=592
-  _globals['_MISSIONENVELOPE_LABELSENTRY']._serialized_end=637
-  _globals['_BUDGET']._serialized_start=640
-  _globals['_BUDGET']._serialized_end=781
-  _globals['_SOURCE']._serialized_start=783
-  _globals['_SOURCE']._serialized_end=866
-  _globals['_TRACECONTEXT']._serialized_start=868
-  _globals['_TRACECONTEXT']._serialized_end=923
-  _globals['_FALLBACKTARGET']._serialized_start=925
-  _globals['_FALLBACKTARGET']._serialized_end=997
-  _globals['_ROUTE']._serialized_start=1000
-  _globals['_ROUTE']._serialized_end=1250
-  _globals['_MISSIONERROR']._serialized_start=1252
-  _globals['_MISSIONERROR']._serialized_end=1297
-  _globals['_SHADOWOUTCOME']._serialized_start=1299
-  _globals['_SHADOWOUTCOME']._serialized_end=1421
-  _globals['_MISSION']._serialized_start=1424
-  _globals['_MISSION']._serialized_end=1997
+  _globals['_MISSIONENVELOPE']._serialized_start=166
+  _globals['_MISSIONENVELOPE']._serialized_end=681
+  _globals['_MISSIONENVELOPE_LABELSENTRY']._serialized_start=636
+  _globals['_MISSIONENVELOPE_LABELSENTRY']._serialized_end=681
+  _globals['_BUDGET']._serialized_start=684
+  _globals['_BUDGET']._serialized_end=825
+  _globals['_SOURCE']._serialized_start=827
+  _globals['_SOURCE']._serialized_end=910
+  _globals['_TRACECONTEXT']._serialized_start=912
+  _globals['_TRACECONTEXT']._serialized_end=967
+  _globals['_FALLBACKTARGET']._serialized_start=969
+  _globals['_FALLBACKTARGET']._serialized_end=1041
+  _globals['_ROUTE']._serialized_start=1044
+  _globals['_ROUTE']._serialized_end=1294
+  _globals['_MISSIONERROR']._serialized_start=1296
+  _globals['_MISSIONERROR']._serialized_end=1341
+  _globals['_SHADOWOUTCOME']._serialized_start=1343
+  _globals['_SHADOWOUTCOME']._serialized_end=1465
+  _globals['_MISSION']._serialized_start=1468
+  _globals['_MISSION']._serialized_end=2277
+  _globals['_USAGE']._serialized_start=2280
+  _globals['_USAGE']._serialized_end=2416
+  _globals['_INPUTREQUEST']._serialized_start=2418
+  _globals['_INPUTREQUEST']._serialized_end=2467
 # @@protoc_insertion_point(module_scope)

@@ -4,16 +4,17 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from services.common.contracts.vp.v1 import enums_pb2 as _enums_pb2
+from services.common.contracts.vp.v1 import session_pb2 as _session_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class MissionEnvelope(_message.Message):
-    __slots__ = ("schema_version", "mission_id", "vp_id", "mission_type", "objective", "constraints", "budget", "idempotency_key", "priority", "source", "target_path", "labels", "max_attempts", "deadline", "trace")
+    __slots__ = ("schema_version", "mission_id", "vp_id", "mission_type", "objective", "constraints", "budget", "idempotency_key", "priority", "source", "target_path", "labels", "max_attempts", "deadline", "trace", "fresh_context")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +37,7 @@ class MissionEnvelope(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    FRESH_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     mission_id: str
     vp_id: str
@@ -51,7 +53,8 @@ class MissionEnvelope(_message.Message):
     max_attempts: int
     deadline: _timestamp_pb2.Timestamp
     trace: TraceContext
-    def __init__(self, schema_version: _Optional[int] = ..., mission_id: _Optional[str] = ..., vp_id: _Optional[str] = ..., mission_type: _Optional[str] = ..., objective: _Optional[str] = ..., constraints: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., source: _Optional[_Union[Source, _Mapping]] = ..., target_path: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace: _Optional[_Union[TraceContext, _Mapping]] = ...) -> None: ...
+    fresh_context: bool
+    def __init__(self, schema_version: _Optional[int] = ..., mission_id: _Optional[str] = ..., vp_id: _Optional[str] = ..., mission_type: _Optional[str] = ..., objective: _Optional[str] = ..., constraints: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., source: _Optional[_Union[Source, _Mapping]] = ..., target_path: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace: _Optional[_Union[TraceContext, _Mapping]] = ..., fresh_context: _Optional[bool] = ...) -> None: ...
 
 class Budget(_message.Message):
     __slots__ = ("max_duration", "max_tokens", "max_cost_usd")
@@ -126,7 +129,7 @@ class ShadowOutcome(_message.Message):
     def __init__(self, shadow_mission_id: _Optional[str] = ..., state: _Optional[_Union[_enums_pb2.MissionState, str]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Mission(_message.Message):
-    __slots__ = ("envelope", "state", "attempt", "route", "result_ref", "error", "created_at", "updated_at", "started_at", "completed_at", "run_id", "session_id", "lease_epoch", "worker_owner", "cancel_requested", "shadow_of_mission_id", "shadow", "summary")
+    __slots__ = ("envelope", "state", "attempt", "route", "result_ref", "error", "created_at", "updated_at", "started_at", "completed_at", "run_id", "session_id", "lease_epoch", "worker_owner", "cancel_requested", "shadow_of_mission_id", "shadow", "summary", "usage", "blocked_reason", "input_request", "answer", "conversation", "budget", "resume_count")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +148,13 @@ class Mission(_message.Message):
     SHADOW_OF_MISSION_ID_FIELD_NUMBER: _ClassVar[int]
     SHADOW_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    INPUT_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    RESUME_COUNT_FIELD_NUMBER: _ClassVar[int]
     envelope: MissionEnvelope
     state: _enums_pb2.MissionState
     attempt: int
@@ -163,4 +173,35 @@ class Mission(_message.Message):
     shadow_of_mission_id: str
     shadow: ShadowOutcome
     summary: str
-    def __init__(self, envelope: _Optional[_Union[MissionEnvelope, _Mapping]] = ..., state: _Optional[_Union[_enums_pb2.MissionState, str]] = ..., attempt: _Optional[int] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., result_ref: _Optional[str] = ..., error: _Optional[_Union[MissionError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ..., session_id: _Optional[str] = ..., lease_epoch: _Optional[int] = ..., worker_owner: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., shadow_of_mission_id: _Optional[str] = ..., shadow: _Optional[_Union[ShadowOutcome, _Mapping]] = ..., summary: _Optional[str] = ...) -> None: ...
+    usage: Usage
+    blocked_reason: _enums_pb2.BlockedReason
+    input_request: InputRequest
+    answer: str
+    conversation: _session_pb2.AgentConversation
+    budget: Budget
+    resume_count: int
+    def __init__(self, envelope: _Optional[_Union[MissionEnvelope, _Mapping]] = ..., state: _Optional[_Union[_enums_pb2.MissionState, str]] = ..., attempt: _Optional[int] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., result_ref: _Optional[str] = ..., error: _Optional[_Union[MissionError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ..., session_id: _Optional[str] = ..., lease_epoch: _Optional[int] = ..., worker_owner: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., shadow_of_mission_id: _Optional[str] = ..., shadow: _Optional[_Union[ShadowOutcome, _Mapping]] = ..., summary: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., blocked_reason: _Optional[_Union[_enums_pb2.BlockedReason, str]] = ..., input_request: _Optional[_Union[InputRequest, _Mapping]] = ..., answer: _Optional[str] = ..., conversation: _Optional[_Union[_session_pb2.AgentConversation, _Mapping]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., resume_count: _Optional[int] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("input_tokens", "cached_input_tokens", "output_tokens", "total_tokens", "cost_usd", "model")
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float
+    model: str
+    def __init__(self, input_tokens: _Optional[int] = ..., cached_input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
+
+class InputRequest(_message.Message):
+    __slots__ = ("question", "choices")
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    question: str
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, question: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ...) -> None: ...

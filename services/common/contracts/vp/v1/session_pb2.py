@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.contracts.vp.v1 import enums_pb2 as vp_dot_v1_dot_enums__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vp/v1/session.proto\x12\x05vp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11vp/v1/enums.proto\"\xf3\x03\n\tVpSession\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12\x12\n\nruntime_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x15\n\rworkspace_dir\x18\x04 \x01(\t\x12$\n\x06status\x18\x05 \x01(\x0e\x32\x14.vp.v1.SessionStatus\x12.\n\x10\x65\x66\x66\x65\x63tive_status\x18\x06 \x01(\x0e\x32\x14.vp.v1.SessionStatus\x12\r\n\x05stale\x18\x07 \x01(\x08\x12(\n\x0cstale_reason\x18\x08 \x01(\x0e\x32\x12.vp.v1.StaleReason\x12\x13\n\x0blease_owner\x18\t \x01(\t\x12\x13\n\x0blease_epoch\x18\n \x01(\x03\x12\x34\n\x10lease_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vp/v1/session.proto\x12\x05vp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11vp/v1/enums.proto\"\xa3\x04\n\tVpSession\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12\x12\n\nruntime_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x15\n\rworkspace_dir\x18\x04 \x01(\t\x12$\n\x06status\x18\x05 \x01(\x0e\x32\x14.vp.v1.SessionStatus\x12.\n\x10\x65\x66\x66\x65\x63tive_status\x18\x06 \x01(\x0e\x32\x14.vp.v1.SessionStatus\x12\r\n\x05stale\x18\x07 \x01(\x08\x12(\n\x0cstale_reason\x18\x08 \x01(\x0e\x32\x12.vp.v1.StaleReason\x12\x13\n\x0blease_owner\x18\t \x01(\t\x12\x13\n\x0blease_epoch\x18\n \x01(\x03\x12\x34\n\x10lease_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0c\x63onversation\x18\x10 \x01(\x0b\x32\x18.vp.v1.AgentConversation\"\x7f\n\x11\x41gentConversation\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x12\n\nmission_id\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vp.v1.session_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VPSESSION']._serialized_start=83
-  _globals['_VPSESSION']._serialized_end=582
+  _globals['_VPSESSION']._serialized_end=630
+  _globals['_AGENTCONVERSATION']._serialized_start=632
+  _globals['_AGENTCONVERSATION']._serialized_end=759
 # @@protoc_insertion_point(module_scope)

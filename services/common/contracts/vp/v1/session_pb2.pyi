@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class VpSession(_message.Message):
-    __slots__ = ("vp_id", "runtime_id", "session_id", "workspace_dir", "status", "effective_status", "stale", "stale_reason", "lease_owner", "lease_epoch", "lease_expires_at", "last_heartbeat_at", "last_error", "created_at", "updated_at")
+    __slots__ = ("vp_id", "runtime_id", "session_id", "workspace_dir", "status", "effective_status", "stale", "stale_reason", "lease_owner", "lease_epoch", "lease_expires_at", "last_heartbeat_at", "last_error", "created_at", "updated_at", "conversation")
     VP_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class VpSession(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     vp_id: str
     runtime_id: str
     session_id: str
@@ -41,4 +42,17 @@ class VpSession(_message.Message):
     last_error: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, vp_id: _Optional[str] = ..., runtime_id: _Optional[str] = ..., session_id: _Optional[str] = ..., workspace_dir: _Optional[str] = ..., status: _Optional[_Union[_enums_pb2.SessionStatus, str]] = ..., effective_status: _Optional[_Union[_enums_pb2.SessionStatus, str]] = ..., stale: _Optional[bool] = ..., stale_reason: _Optional[_Union[_enums_pb2.StaleReason, str]] = ..., lease_owner: _Optional[str] = ..., lease_epoch: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    conversation: AgentConversation
+    def __init__(self, vp_id: _Optional[str] = ..., runtime_id: _Optional[str] = ..., session_id: _Optional[str] = ..., workspace_dir: _Optional[str] = ..., status: _Optional[_Union[_enums_pb2.SessionStatus, str]] = ..., effective_status: _Optional[_Union[_enums_pb2.SessionStatus, str]] = ..., stale: _Optional[bool] = ..., stale_reason: _Optional[_Union[_enums_pb2.StaleReason, str]] = ..., lease_owner: _Optional[str] = ..., lease_epoch: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation: _Optional[_Union[AgentConversation, _Mapping]] = ...) -> None: ...
+
+class AgentConversation(_message.Message):
+    __slots__ = ("agent", "conversation_id", "mission_id", "updated_at")
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    conversation_id: str
+    mission_id: str
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, agent: _Optional[str] = ..., conversation_id: _Optional[str] = ..., mission_id: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

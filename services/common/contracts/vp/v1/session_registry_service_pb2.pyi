@@ -130,3 +130,35 @@ class RetireSessionResponse(_message.Message):
     SESSION_FIELD_NUMBER: _ClassVar[int]
     session: _session_pb2.VpSession
     def __init__(self, session: _Optional[_Union[_session_pb2.VpSession, _Mapping]] = ...) -> None: ...
+
+class SetConversationRequest(_message.Message):
+    __slots__ = ("vp_id", "owner", "lease_epoch", "conversation")
+    VP_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    vp_id: str
+    owner: str
+    lease_epoch: int
+    conversation: _session_pb2.AgentConversation
+    def __init__(self, vp_id: _Optional[str] = ..., owner: _Optional[str] = ..., lease_epoch: _Optional[int] = ..., conversation: _Optional[_Union[_session_pb2.AgentConversation, _Mapping]] = ...) -> None: ...
+
+class SetConversationResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: _session_pb2.VpSession
+    def __init__(self, session: _Optional[_Union[_session_pb2.VpSession, _Mapping]] = ...) -> None: ...
+
+class ResetConversationRequest(_message.Message):
+    __slots__ = ("vp_id", "reason")
+    VP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    vp_id: str
+    reason: str
+    def __init__(self, vp_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResetConversationResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: _session_pb2.VpSession
+    def __init__(self, session: _Optional[_Union[_session_pb2.VpSession, _Mapping]] = ...) -> None: ...

@@ -68,6 +68,16 @@ class SessionRegistryStub:
                 request_serializer=vp_dot_v1_dot_session__registry__service__pb2.RetireSessionRequest.SerializeToString,
                 response_deserializer=vp_dot_v1_dot_session__registry__service__pb2.RetireSessionResponse.FromString,
                 _registered_method=True)
+        self.SetConversation = channel.unary_unary(
+                '/vp.v1.SessionRegistry/SetConversation',
+                request_serializer=vp_dot_v1_dot_session__registry__service__pb2.SetConversationRequest.SerializeToString,
+                response_deserializer=vp_dot_v1_dot_session__registry__service__pb2.SetConversationResponse.FromString,
+                _registered_method=True)
+        self.ResetConversation = channel.unary_unary(
+                '/vp.v1.SessionRegistry/ResetConversation',
+                request_serializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationRequest.SerializeToString,
+                response_deserializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationResponse.FromString,
+                _registered_method=True)
 
 
 class SessionRegistryServicer:
@@ -120,6 +130,23 @@ class SessionRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetConversation(self, request, context):
+        """Records the agent conversation the VP continues next. Fenced like
+        RenewLease: FAILED_PRECONDITION / LEASE_SUPERSEDED for a stale epoch or
+        a different owner, and nothing changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetConversation(self, request, context):
+        """Operator action: forget the conversation, so the next mission starts
+        fresh. Emits vp.session.conversation_reset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -152,6 +179,16 @@ def add_SessionRegistryServicer_to_server(servicer, server):
                     servicer.RetireSession,
                     request_deserializer=vp_dot_v1_dot_session__registry__service__pb2.RetireSessionRequest.FromString,
                     response_serializer=vp_dot_v1_dot_session__registry__service__pb2.RetireSessionResponse.SerializeToString,
+            ),
+            'SetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConversation,
+                    request_deserializer=vp_dot_v1_dot_session__registry__service__pb2.SetConversationRequest.FromString,
+                    response_serializer=vp_dot_v1_dot_session__registry__service__pb2.SetConversationResponse.SerializeToString,
+            ),
+            'ResetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetConversation,
+                    request_deserializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationRequest.FromString,
+                    response_serializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -320,6 +357,60 @@ class SessionRegistry:
             '/vp.v1.SessionRegistry/RetireSession',
             vp_dot_v1_dot_session__registry__service__pb2.RetireSessionRequest.SerializeToString,
             vp_dot_v1_dot_session__registry__service__pb2.RetireSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vp.v1.SessionRegistry/SetConversation',
+            vp_dot_v1_dot_session__registry__service__pb2.SetConversationRequest.SerializeToString,
+            vp_dot_v1_dot_session__registry__service__pb2.SetConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vp.v1.SessionRegistry/ResetConversation',
+            vp_dot_v1_dot_session__registry__service__pb2.ResetConversationRequest.SerializeToString,
+            vp_dot_v1_dot_session__registry__service__pb2.ResetConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,

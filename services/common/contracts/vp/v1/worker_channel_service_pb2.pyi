@@ -80,23 +80,25 @@ class MissionStarted(_message.Message):
     def __init__(self, mission_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_epoch: _Optional[int] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class MissionProgress(_message.Message):
-    __slots__ = ("mission_id", "attempt", "lease_epoch", "seq", "message", "payload")
+    __slots__ = ("mission_id", "attempt", "lease_epoch", "seq", "message", "payload", "usage")
     MISSION_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     LEASE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     mission_id: str
     attempt: int
     lease_epoch: int
     seq: int
     message: str
     payload: _struct_pb2.Struct
-    def __init__(self, mission_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., message: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    usage: _mission_pb2.Usage
+    def __init__(self, mission_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_epoch: _Optional[int] = ..., seq: _Optional[int] = ..., message: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., usage: _Optional[_Union[_mission_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class MissionResult(_message.Message):
-    __slots__ = ("mission_id", "attempt", "lease_epoch", "outcome", "result_ref", "error", "summary")
+    __slots__ = ("mission_id", "attempt", "lease_epoch", "outcome", "result_ref", "error", "summary", "usage", "blocked_reason", "input_request", "conversation")
     MISSION_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     LEASE_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +106,10 @@ class MissionResult(_message.Message):
     RESULT_REF_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    INPUT_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     mission_id: str
     attempt: int
     lease_epoch: int
@@ -111,7 +117,11 @@ class MissionResult(_message.Message):
     result_ref: str
     error: _mission_pb2.MissionError
     summary: str
-    def __init__(self, mission_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_epoch: _Optional[int] = ..., outcome: _Optional[_Union[_enums_pb2.MissionState, str]] = ..., result_ref: _Optional[str] = ..., error: _Optional[_Union[_mission_pb2.MissionError, _Mapping]] = ..., summary: _Optional[str] = ...) -> None: ...
+    usage: _mission_pb2.Usage
+    blocked_reason: _enums_pb2.BlockedReason
+    input_request: _mission_pb2.InputRequest
+    conversation: _session_pb2.AgentConversation
+    def __init__(self, mission_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_epoch: _Optional[int] = ..., outcome: _Optional[_Union[_enums_pb2.MissionState, str]] = ..., result_ref: _Optional[str] = ..., error: _Optional[_Union[_mission_pb2.MissionError, _Mapping]] = ..., summary: _Optional[str] = ..., usage: _Optional[_Union[_mission_pb2.Usage, _Mapping]] = ..., blocked_reason: _Optional[_Union[_enums_pb2.BlockedReason, str]] = ..., input_request: _Optional[_Union[_mission_pb2.InputRequest, _Mapping]] = ..., conversation: _Optional[_Union[_session_pb2.AgentConversation, _Mapping]] = ...) -> None: ...
 
 class WorkerDraining(_message.Message):
     __slots__ = ("lease_epoch",)
