@@ -75,3 +75,25 @@ class McpStack:
 async def stdio_client(stack: McpStack, *, dispatcher: str | None = None, mode: str = "auto"):
     async with Client(stack.stdio_params(dispatcher), mode=mode) as client:
         yield client
+
+
+@asynccontextmanager
+async def legacy_session(params: StdioServerParameters):
+    """A 2025-11-25 (initialize handshake) session over stdio, plus its raw JSON-RPC
+    dispatcher: the SDK client has no task-augmented tools/call (it expects a
+    CallToolResult), so that one request goes out raw."""
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import stdio_client as stdio_transport
+    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+
+    async with stdio_transport(params) as (read_stream, write_stream):
+        dispatcher = JSONRPCDispatcher(read_stream, write_stream)
+        async with ClientSession(dispatcher=dispatcher) as session:
+            await session.initialize()
+            yield session, dispatcher
+
+
+def free_address() -> str:
+    from tests.support.e2e import free_port
+
+    return f"127.0.0.1:{free_port()}"
