@@ -144,7 +144,7 @@ def install(server: "VpServer", toolbox: "VpToolbox") -> None:
 
     async def task_result(ctx, params: types.GetTaskPayloadRequestParams) -> dict[str, Any]:
         """Blocks until the mission is terminal, as tasks/result must (a question on the way keeps it
-        input_required until someone answers with vp_resume_mission)."""
+        input_required until it is answered)."""
         _require_tasks(ctx)
         try:
             mission = await mc.get(params.task_id)
