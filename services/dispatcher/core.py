@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from services.common.clock import Clock
 from services.common.contracts.vp.v1 import mission_pb2
@@ -15,25 +17,18 @@ from services.common.states import MissionState
 from services.common.store.interface import Store
 from services.common.store.records import MissionRecord
 from services.common.telemetry import tracing
-from services.dispatcher import ledger, metrics_hooks
-from services.dispatcher.lane_health import RegistryClient
-from services.dispatcher.ledger import Effects
+from services.dispatcher import metrics_hooks, transitions
+from services.dispatcher.effects import Effects
 from services.dispatcher.mission_proto import STATE_TO_PROTO, mission_to_proto
 from services.dispatcher.notifier import Notifier
-from services.dispatcher.routing import (
-    FallbackTarget,
-    LaneState,
-    Reason,
-    RoutingDecision,
-    decide,
-    decide_after_failure,
-)
-from services.dispatcher.routing.policy import Decision
+from services.dispatcher.registry_port import Registry
+from services.dispatcher.routing import LaneState, Reason, RoutingDecision, decide, route_after_failure
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.worker_hub import WorkerConnection, WorkerHub
 
 log = logging.getLogger(__name__)
 M = MissionState
+T = TypeVar("T")
 
 
 def span_attributes(record: MissionRecord) -> dict:
@@ -41,15 +36,8 @@ def span_attributes(record: MissionRecord) -> dict:
             "run_id": record.run_id, "attempt": record.attempt}
 
 
-def caller_fallback(record: MissionRecord, reason: Reason) -> RoutingDecision:
-    lane = record.lane or record.vp_id
-    return RoutingDecision(decision=Decision.FALLBACK, lane="", requested_vp_id=record.vp_id, reason=reason,
-                           fallback_target=FallbackTarget.caller(), shadow_lane=None, hops=(lane,),
-                           provenance=f"fallback to caller: {reason.value}")
-
-
 class DispatcherCore:
-    def __init__(self, store: Store, clock: Clock, settings: DispatcherSettings, registry: RegistryClient) -> None:
+    def __init__(self, store: Store, clock: Clock, settings: DispatcherSettings, registry: Registry) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -85,14 +73,30 @@ class DispatcherCore:
                       states=await self.lane_states(), flags=self.settings.flags)
 
     async def failure_decision(self, record: MissionRecord, reason: Reason) -> RoutingDecision:
-        """Where a mission goes when its lane gives up. Timeouts always go back to
-        the caller: the deadline is absolute, another lane cannot meet it either."""
-        lane = record.lane or record.vp_id
-        if reason == Reason.TIMED_OUT or lane not in self.settings.lanes:
-            return caller_fallback(record, reason)
-        return decide_after_failure(lane=lane, reason=reason, lanes=self.settings.lanes,
-                                    states=await self.lane_states(), flags=self.settings.flags,
-                                    requested_vp_id=record.vp_id)
+        """Where a mission goes when its lane gives up (routing.route_after_failure)."""
+        lane = metrics_hooks.lane_of(record)
+        states = await self.lane_states() if reason != Reason.TIMED_OUT and lane in self.settings.lanes else {}
+        return route_after_failure(lane=lane, reason=reason, lanes=self.settings.lanes, states=states,
+                                   flags=self.settings.flags, requested_vp_id=record.vp_id)
+
+    async def transact(self, fn: Callable[..., tuple[T, Effects]], *, apply: bool = True):
+        """Run fn(tx, routes) -> (result, effects) in one store transaction, then
+        apply its effects and return result (with apply=False: return both). If the transition needs a failure route it was not
+        given (transitions.NeedsRoute), look it up and run the transaction again:
+        lane health is I/O and must not happen inside a transaction."""
+        routes: dict[str, RoutingDecision] = {}
+        while True:
+            try:
+                result, effects = await self.store.arun(lambda tx: fn(tx, routes))
+            except transitions.NeedsRoute as need:
+                if need.record.mission_id in routes:
+                    raise RuntimeError(f"route for {need.record.mission_id} asked twice") from need
+                routes[need.record.mission_id] = await self.failure_decision(need.record, need.reason)
+                continue
+            if not apply:
+                return result, effects
+            self.apply(effects)
+            return result
 
     # --- after commit --------------------------------------------------------
     def apply(self, effects: Effects) -> None:
@@ -114,7 +118,8 @@ class DispatcherCore:
         for lane in effects.queued_lanes:
             if lane:
                 self.request_pump(lane)
-        self.spawn(self.notifier.events_appended())
+        if effects.events:
+            self.spawn(self.notifier.events_appended())
 
     def streams_changed(self) -> None:
         """A worker stream attached or detached."""
@@ -158,12 +163,12 @@ class DispatcherCore:
             limit = connection.free
 
             def claim(tx):
-                return ledger.assign_next(tx, connection.vp_id, limit, owner=connection.owner,
+                return transitions.assign(tx, connection.vp_id, limit, owner=connection.owner,
                                           session_id=connection.session_id, lease_epoch=connection.lease_epoch,
                                           now=self.clock.now(), default_max_duration=self.settings.default_max_duration)
 
             try:
-                assigned = await self.store.arun(claim)
+                assigned, effects = await self.store.arun(claim)
             except Exception:
                 log.exception("assigning work on %s failed; the supervisor will retry", connection.vp_id)
                 return
@@ -179,7 +184,7 @@ class DispatcherCore:
                 connection.send(wc_pb.ConnectResponse(assignment=wc_pb.MissionAssignment(
                     mission=mission_to_proto(record), run_id=record.run_id,
                     trace=mission_pb2.TraceContext(traceparent=traceparent, tracestate=tracestate))))
-            if assigned:
+            if effects.events:
                 self.spawn(self.notifier.events_appended())
             if len(assigned) < limit:
                 return

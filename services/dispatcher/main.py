@@ -25,7 +25,7 @@ from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.dispatcher.core import DispatcherCore
-from services.dispatcher.lane_health import RegistryClient
+from services.dispatcher.registry_client import RegistryClient
 from services.dispatcher.missions_api import MissionsApi
 from services.common.validation import check_vp_id
 from services.dispatcher.routing import LaneConfig, default_lanes, describe_env_vars, flags_from_env, validate_lanes

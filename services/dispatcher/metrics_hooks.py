@@ -28,13 +28,11 @@ from services.common.telemetry.metrics import (
     WORKER_STREAMS,
 )
 
+from services.dispatcher.effects import Effects
+
 if TYPE_CHECKING:
-    from services.dispatcher.ledger import Effects
     from services.dispatcher.routing import LaneState
     from services.dispatcher.worker_hub import WorkerHub
-
-# Where assign_next keeps the wait of the current attempt until the mission ends.
-QUEUE_WAIT_KEY = "queue_wait_seconds"
 
 
 def lane_of(record: MissionRecord) -> str:
@@ -71,9 +69,8 @@ def finished(record: MissionRecord) -> None:
     end = record.completed_at or record.updated_at
     if record.created_at is not None and end is not None:
         MISSION_DURATION.labels(lane, outcome).observe(max(0.0, (end - record.created_at).total_seconds()))
-    wait = record.route.get(QUEUE_WAIT_KEY)
-    if wait is not None and record.started_at is not None:
-        MISSION_QUEUE_WAIT.labels(lane, outcome).observe(max(0.0, float(wait)))
+    if record.queue_wait_seconds is not None and record.started_at is not None:
+        MISSION_QUEUE_WAIT.labels(lane, outcome).observe(max(0.0, record.queue_wait_seconds))
 
 
 def lanes_observed(states: Mapping[str, LaneState], live: Mapping[str, bool]) -> None:

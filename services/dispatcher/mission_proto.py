@@ -19,7 +19,7 @@ def envelope_of(record: MissionRecord) -> mission_pb2.MissionEnvelope:
 
 
 def route_of(record: MissionRecord) -> mission_pb2.Route:
-    return ParseDict(record.route.get("proto", {}), mission_pb2.Route(), ignore_unknown_fields=True)
+    return ParseDict(record.route, mission_pb2.Route(), ignore_unknown_fields=True)
 
 
 def mission_to_proto(record: MissionRecord) -> mission_pb2.Mission:

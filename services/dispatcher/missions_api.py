@@ -19,13 +19,13 @@ from services.common.errors import (
 )
 from services.common.states import MissionState
 from services.common.telemetry import tracing
+from services.common.timeutil import from_duration
 from services.common.store.records import EventRecord, MissionRecord
 from services.common.validation import check_mission_id, check_text
 from services.dispatcher import envelope as envelopes
-from services.dispatcher import ledger
+from services.dispatcher import transitions
 from services.dispatcher.core import DispatcherCore
-from services.dispatcher.ledger import Effects
-from services.dispatcher.routing import Decision, RoutingDecision
+from services.dispatcher.routing import Decision, RoutingDecision, route_dict
 
 M = MissionState
 MAX_PAGE = 500
@@ -61,15 +61,9 @@ class MissionsApi:
             span.set_attribute("route", decision.decision.value)
             span.set_attribute("lane", decision.lane)
         records = _records_for(normal, digest, decision, now)
-
-        def write(tx):
-            effects = Effects()
-            stored = [ledger.insert_dispatched(tx, record, decision if record is records[0] else _shadow(decision),
-                                               now, effects) for record in records]
-            return stored[0], effects
-
+        decisions = [decision, _shadow(decision)][:len(records)]
         try:
-            mission, effects = await self.store.arun(write)
+            mission, effects = await self.store.arun(lambda tx: transitions.dispatch(tx, records, decisions, now))
         except IdempotencyConflict:
             # Lost a race with an identical dispatch: answer like a replay.
             existing = await self.store.aread(lambda tx: _find_existing(tx, envelope))
@@ -119,24 +113,8 @@ class MissionsApi:
             raise InvalidArgument(violations)
         reason = reason or "cancelled by caller"
 
-        def work(tx):
-            effects = Effects()
-            record = tx.get_mission(mission_id, for_update=True)
-            if record is None:
-                raise MissionNotFound(mission_id)
-            if record.state in (M.QUEUED, M.BLOCKED):
-                record = ledger.cancel_queued(tx, record, self.core.clock.now(), effects, reason)
-            elif record.state == M.RUNNING and not record.cancel_requested:
-                now = self.core.clock.now()
-                record = replace(record, cancel_requested=True, cancel_reason=reason, updated_at=now)
-                tx.update_mission(record)
-                ledger.emit(tx, record, "vp.mission.cancel_requested", now, reason=reason, run_id=record.run_id)
-                effects.cancels.append((record, M.CANCELLED))
-            return record, effects
-
-        record, effects = await self.store.arun(work)
-        self.core.apply(effects)
-        return record
+        return await self.core.transact(
+            lambda tx, _routes: transitions.cancel(tx, mission_id, reason, self.core.clock.now()))
 
     # --- events --------------------------------------------------------------------
     async def events(self, *, after_event_id: int, consumer: str, mission_id: str, vp_id: str,
@@ -204,13 +182,15 @@ def _replay(existing: MissionRecord, digest: str) -> DispatchResult:
 
 def _records_for(envelope: mission_pb2.MissionEnvelope, digest: str, decision: RoutingDecision,
                  now: datetime) -> list[MissionRecord]:
+    deadline = envelopes.from_timestamp(envelope.deadline) if envelope.HasField("deadline") else None
+    max_duration = from_duration(envelope.budget.max_duration) if envelope.budget.HasField("max_duration") else None
     base = MissionRecord(
         mission_id=envelope.mission_id, vp_id=envelope.vp_id, mission_type=envelope.mission_type,
         objective=envelope.objective, state=M.QUEUED, envelope=envelopes.to_dict(envelope), lane=decision.lane,
         idempotency_key=envelope.idempotency_key or None, envelope_hash=digest, priority=envelope.priority,
-        attempt=1, max_attempts=envelope.max_attempts, route=ledger.route_dict(decision, now),
-        source_session_id=envelope.source.session_id,
-        deadline=envelopes.from_timestamp(envelope.deadline) if envelope.HasField("deadline") else None,
+        attempt=1, max_attempts=envelope.max_attempts, route=route_dict(decision, now),
+        source_session_id=envelope.source.session_id, deadline=deadline, mission_deadline=deadline,
+        max_duration_seconds=max_duration.total_seconds() if max_duration else None,
         created_at=now, updated_at=now,
     )
     if decision.decision != Decision.SHADOW or not decision.shadow_lane:
@@ -226,7 +206,7 @@ def _records_for(envelope: mission_pb2.MissionEnvelope, digest: str, decision: R
     shadow = replace(base, mission_id=shadow_envelope.mission_id, envelope=envelopes.to_dict(shadow_envelope),
                      lane=decision.shadow_lane, idempotency_key=None, max_attempts=1,
                      shadow_of_mission_id=envelope.mission_id,
-                     route=ledger.route_dict(_shadow(decision), now), shadow={})
+                     route=route_dict(_shadow(decision), now), shadow={})
     return [base, shadow]
 
 

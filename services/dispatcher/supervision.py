@@ -10,11 +10,8 @@ import logging
 from collections import defaultdict
 
 from services.common.states import MissionState
-from services.dispatcher import ledger
+from services.dispatcher import transitions
 from services.dispatcher.core import DispatcherCore
-from services.dispatcher.ledger import Effects
-from services.dispatcher.routing import Reason
-from services.dispatcher.worker_protocol import lose
 
 log = logging.getLogger(__name__)
 M = MissionState
@@ -49,22 +46,8 @@ class Supervisor:
         now = self.core.clock.now()
         due = await self.store.aread(lambda tx: tx.missions_past_deadline(now, [M.QUEUED, M.RUNNING, M.BLOCKED]))
         for candidate in due:
-            decision = await self.core.failure_decision(candidate, Reason.TIMED_OUT)
-
-            def work(tx, mission_id=candidate.mission_id, decision=decision):
-                effects = Effects()
-                record = tx.get_mission(mission_id, for_update=True)
-                if record is None or record.state.terminal or record.deadline is None or record.deadline > now:
-                    return effects
-                was_running = record.state == M.RUNNING
-                ledger.give_up(tx, record, decision, now, effects, terminal=M.TIMED_OUT,
-                                       error_code="DEADLINE_EXCEEDED",
-                                       error_message=f"deadline {record.deadline.isoformat()} passed")
-                if was_running:
-                    effects.cancels.append((record, M.TIMED_OUT))
-                return effects
-
-            self.core.apply(await self.store.arun(work))
+            await self.core.transact(lambda tx, routes, mission_id=candidate.mission_id: (
+                None, transitions.time_out(tx, mission_id, now, routes)))
         return len(due)
 
     async def recover_lost_runs(self, *, reconciling: bool) -> int:
@@ -84,23 +67,10 @@ class Supervisor:
             lost = [r for r in records if not (lease.lease_live and lease.lease_owner == r.worker_owner
                                                 and lease.lease_epoch == r.lease_epoch)]
             for candidate in lost:
-                decision = None if ledger.attempts_left(candidate) else \
-                    await self.core.failure_decision(candidate, Reason.WORKER_LOST)
                 now = self.core.clock.now()
-
-                def work(tx, mission_id=candidate.mission_id, expected=candidate, decision=decision):
-                    effects = Effects()
-                    record = tx.get_mission(mission_id, for_update=True)
-                    if record is None or record.state != M.RUNNING or record.run_id != expected.run_id:
-                        return effects
-                    updated = lose(tx, record, now, effects, decision, why="worker_lease_ended")
-                    if reconciling:
-                        ledger.emit(tx, updated, "vp.mission.reconciled", now, action=updated.state.value,
-                                    previous_run=record.run_id, previous_owner=record.worker_owner,
-                                    previous_epoch=record.lease_epoch)
-                    return effects
-
-                self.core.apply(await self.store.arun(work))
+                await self.core.transact(lambda tx, routes, candidate=candidate, now=now: (
+                    None, transitions.recover(tx, candidate.mission_id, candidate.run_id, now, routes,
+                                              reconciling=reconciling)))
                 handled += 1
         if handled:
             log.info("%s %d run(s) whose worker lease ended", "reconciled" if reconciling else "recovered", handled)
@@ -118,16 +88,8 @@ class Supervisor:
                        if mid not in connection.reported and connection.reported_at - assigned > grace]
             for mission_id in missing:
                 now = self.core.clock.now()
-
-                def work(tx, mission_id=mission_id, connection=connection):
-                    effects = Effects()
-                    record = tx.get_mission(mission_id, for_update=True)
-                    if record is None or record.state != M.RUNNING or record.worker_owner != connection.owner:
-                        return effects
-                    lose(tx, record, now, effects, None, why="not_reported_by_worker")
-                    return effects
-
-                self.core.apply(await self.store.arun(work))
+                await self.core.transact(lambda tx, routes, mission_id=mission_id, owner=connection.owner, now=now: (
+                    None, transitions.drop_unreported(tx, mission_id, owner, now, routes)))
                 connection.running.pop(mission_id, None)
                 connection.assigned_at.pop(mission_id, None)
                 handled += 1

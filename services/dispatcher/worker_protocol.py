@@ -19,16 +19,14 @@ from services.common.errors import DependencyUnavailable, FieldViolation, Invali
 from services.common.states import MissionState
 from services.common.timeutil import from_timestamp, to_duration
 from services.common.validation import OWNER_MAX, check_text, check_vp_id
-from services.dispatcher import ledger
-from services.dispatcher.core import DispatcherCore, caller_fallback
-from services.dispatcher.ledger import Effects
+from services.dispatcher import transitions
+from services.dispatcher.core import DispatcherCore
+from services.dispatcher.effects import Effects
 from services.dispatcher.mission_proto import PROTO_TO_STATE, STATE_TO_PROTO
-from services.dispatcher.routing import Reason
 from services.dispatcher.worker_hub import WorkerConnection
 
 log = logging.getLogger(__name__)
 M = MissionState
-WORKER_OUTCOMES = {M.COMPLETED, M.FAILED, M.CANCELLED, M.BLOCKED, M.TIMED_OUT}
 MAX_CAPACITY = 256
 
 
@@ -82,33 +80,18 @@ class WorkerProtocol:
 
     async def _reconcile(self, connection: WorkerConnection, reported: set[str]) -> tuple[set[str], Effects]:
         """Adopt this worker's runs, end older terms' runs, re-send pending cancels."""
-        states = None
-        older = await self.store.aread(lambda tx: [
-            m for m in tx.missions_in_states([M.RUNNING], lane=connection.vp_id)
-            if m.lease_epoch < connection.lease_epoch])
-        if older:
-            states = {m.mission_id: await self.core.failure_decision(m, Reason.WORKER_LOST) for m in older
-                      if not ledger.attempts_left(m)}
         now = self.core.clock.now()
-
-        def work(tx):
-            effects = Effects()
-            owned: set[str] = set()
-            for record in tx.missions_in_states([M.RUNNING], lane=connection.vp_id):
-                if record.lease_epoch < connection.lease_epoch:
-                    lose(tx, record, now, effects, (states or {}).get(record.mission_id), why="lease_superseded")
-                elif record.worker_owner == connection.owner and record.lease_epoch == connection.lease_epoch:
-                    owned.add(record.mission_id)
-                    connection.running[record.mission_id] = record.attempt
-                    connection.assigned_at[record.mission_id] = now
-                    if record.cancel_requested:
-                        effects.cancels.append((record, M.CANCELLED))
-            return owned, effects
-
-        owned, effects = await self.store.arun(work)
-        connection.reported = reported & owned
+        # Effects are applied by hello, after the welcome.
+        owned, effects = await self.core.transact(lambda tx, routes: transitions.reconcile_worker(
+            tx, connection.vp_id, owner=connection.owner, lease_epoch=connection.lease_epoch, now=now, routes=routes),
+            apply=False)
+        for record in owned:
+            connection.running[record.mission_id] = record.attempt
+            connection.assigned_at[record.mission_id] = now
+        owned_ids = {record.mission_id for record in owned}
+        connection.reported = reported & owned_ids
         connection.reported_at = now
-        return reported - owned, effects
+        return reported - owned_ids, effects
 
     # --- heartbeat, started, progress ---------------------------------------------------
     async def heartbeat(self, connection: WorkerConnection, beat: wc_pb.WorkerHeartbeat) -> None:
@@ -137,60 +120,34 @@ class WorkerProtocol:
         now = self.core.clock.now()
         payload = MessageToDict(progress.payload) if progress.HasField("payload") else {}
 
-        def work(tx):
-            record = tx.get_mission(progress.mission_id)
-            if not self._owns(connection, record, progress.attempt):
-                return False
-            ledger.emit(tx, record, "vp.mission.progress", now, seq=progress.seq, message=progress.message[:4096],
-                        run_id=record.run_id, data=payload)
-            return True
-
-        if await self.store.arun(work):
+        effects = await self.store.arun(lambda tx: transitions.progress(
+            tx, progress.mission_id, owner=connection.owner, lease_epoch=connection.lease_epoch,
+            attempt=progress.attempt, seq=progress.seq, message=progress.message, data=payload, now=now))
+        if effects is not None:
             connection.progress_seq[progress.mission_id] = progress.seq
-            self.core.spawn(self.core.notifier.events_appended())
+            self.core.apply(effects)
 
     # --- result ---------------------------------------------------------------------------
     async def result(self, connection: WorkerConnection, result: wc_pb.MissionResult) -> None:
         self._fence(connection, result.lease_epoch)
         reported = PROTO_TO_STATE.get(result.outcome)
-        if reported not in WORKER_OUTCOMES:
+        if reported not in transitions.WORKER_OUTCOMES:
             raise InvalidArgument(FieldViolation("result.outcome", "must be COMPLETED, FAILED, CANCELLED, BLOCKED "
                                                                    "or TIMED_OUT"))
-        current = await self.store.aread(lambda tx: tx.get_mission(result.mission_id))
-        outcome = _effective_outcome(current, reported)
         result_ref = self._checked_result_ref(connection, result)
-        decision = None
-        if self._owns(connection, current, result.attempt) and not current.shadow_of_mission_id:
-            if outcome == M.FAILED and not ledger.attempts_left(current):
-                decision = await self.core.failure_decision(current, Reason.FAILED)
-            elif outcome == M.TIMED_OUT:
-                decision = await self.core.failure_decision(current, Reason.TIMED_OUT)
         now = self.core.clock.now()
         error = result.error if result.HasField("error") else None
 
-        def work(tx):
-            effects = Effects()
-            record = tx.get_mission(result.mission_id, for_update=True)
-            if not self._owns(connection, record, result.attempt):
-                return record, effects  # duplicate or stale: acknowledge, change nothing
-            outcome_now = _effective_outcome(record, reported)
-            if outcome_now != outcome:  # a cancel arrived between the read and this transaction
-                outcome_now = M.CANCELLED
-            if outcome_now == M.FAILED and ledger.attempts_left(record) and not record.shadow_of_mission_id:
-                record = ledger.requeue(tx, record, now, effects, reason="failed")
-            elif outcome_now in (M.FAILED, M.TIMED_OUT) and decision is not None:
-                record = ledger.give_up(tx, record, decision, now, effects, terminal=outcome_now,
-                                        error_code=error.code if error else outcome_now.value.upper(),
-                                        error_message=error.message if error else "")
-            else:
-                record = ledger.finish_from_worker(tx, record, outcome_now, now, effects, result_ref=result_ref,
-                                                   error=error, summary=result.summary)
-            return record, effects
+        def work(tx, routes):
+            return transitions.result(
+                tx, result.mission_id, owner=connection.owner, lease_epoch=connection.lease_epoch,
+                attempt=result.attempt, reported=reported, result_ref=result_ref,
+                error_code=error.code if error else None, error_message=error.message if error else "",
+                summary=result.summary, now=now, routes=routes)
 
-        record, effects = await self.store.arun(work)
+        record = await self.core.transact(work)
         connection.running.pop(result.mission_id, None)
         connection.progress_seq.pop(result.mission_id, None)
-        self.core.apply(effects)
         self.core.request_pump(connection.vp_id)
         state = STATE_TO_PROTO[record.state] if record is not None else 0
         connection.send(wc_pb.ConnectResponse(result_accepted=wc_pb.ResultAccepted(
@@ -220,30 +177,3 @@ class WorkerProtocol:
     def _fence(connection: WorkerConnection, lease_epoch: int) -> None:
         if lease_epoch != connection.lease_epoch:
             raise superseded(connection.vp_id, lease_epoch, connection.lease_epoch, connection.owner)
-
-    @staticmethod
-    def _owns(connection: WorkerConnection, record, attempt: int) -> bool:
-        return (record is not None and record.state == M.RUNNING and record.attempt == attempt
-                and record.worker_owner == connection.owner and record.lease_epoch == connection.lease_epoch)
-
-
-def _effective_outcome(record, reported: MissionState) -> MissionState:
-    """Once a cancel was requested, any unfinished outcome ends the mission CANCELLED:
-    a failed or blocked run must not be retried or parked after the caller said stop."""
-    if record is not None and record.cancel_requested and reported != M.COMPLETED:
-        return M.CANCELLED
-    return reported
-
-
-def lose(tx, record, now, effects: Effects, decision, *, why: str):
-    """A running mission whose worker is gone: cancel it if asked, else re-queue or give up."""
-    if record.cancel_requested:
-        return ledger.move(tx, record, M.CANCELLED, now, effects, event_payload={"reason": f"{why}; cancel requested"})
-    if ledger.attempts_left(record) and not record.shadow_of_mission_id:
-        return ledger.requeue(tx, record, now, effects, reason=why)
-    if decision is None:
-        # Lane health was not looked up for this one (state changed since the read): hand it back.
-        decision = caller_fallback(record, Reason.WORKER_LOST)
-    return ledger.give_up(tx, record, decision, now, effects, terminal=M.FAILED, error_code="WORKER_LOST",
-                          error_message=f"worker lost ({why}) and no attempts left")
-

@@ -54,7 +54,7 @@ def acquire(
     now: datetime,
 ) -> tuple[LeaseChange, AcquireOutcome]:
     if existing is None:
-        transition = session_transition(None, SessionStatus.ACTIVE)
+        transition = session_transition("acquire", None, SessionStatus.ACTIVE)
         session = SessionRecord(
             vp_id=vp_id,
             session_id=f"s-{uuid.uuid4().hex}",
@@ -93,7 +93,7 @@ def acquire(
         return LeaseChange(session, None, {}), AcquireOutcome.REACQUIRED
 
     target = _status_after_acquire(existing.status)
-    transition = session_transition(existing.status, target)
+    transition = session_transition("acquire", existing.status, target)
     took_over = bool(existing.lease_owner) and existing.lease_owner != owner
     outcome = AcquireOutcome.TAKEN_OVER if took_over else AcquireOutcome.RESUMED
     session = replace(
@@ -142,7 +142,7 @@ def renew(existing: SessionRecord, *, owner: str, lease_epoch: int, ttl: timedel
     status = existing.status
     if existing.status in (SessionStatus.DEGRADED, SessionStatus.RECOVERING):
         status = SessionStatus.ACTIVE
-        event_type = session_transition(existing.status, status).event
+        event_type = session_transition("renew", existing.status, status).event
         payload = {"session_id": existing.session_id, "owner": owner, "lease_epoch": lease_epoch,
                    "outcome": "renewed_after_expiry", "previous_status": existing.status.value}
     session = replace(
@@ -155,7 +155,7 @@ def renew(existing: SessionRecord, *, owner: str, lease_epoch: int, ttl: timedel
 def release(existing: SessionRecord, *, owner: str, lease_epoch: int, now: datetime) -> LeaseChange:
     _require_term(existing, owner, lease_epoch)
     target = SessionStatus.PAUSED if existing.status == SessionStatus.PAUSED else SessionStatus.IDLE
-    transition = session_transition(existing.status, target)
+    transition = session_transition("release", existing.status, target)
     session = replace(
         existing, status=target, lease_owner="", lease_expires_at=None, updated_at=now,
         status_changed_at=now if target != existing.status else existing.status_changed_at,
@@ -165,7 +165,7 @@ def release(existing: SessionRecord, *, owner: str, lease_epoch: int, now: datet
 
 
 def retire(existing: SessionRecord, *, reason: str, now: datetime) -> LeaseChange:
-    transition = session_transition(existing.status, SessionStatus.RETIRED)
+    transition = session_transition("retire", existing.status, SessionStatus.RETIRED)
     session = replace(
         existing, status=SessionStatus.RETIRED, lease_owner="", lease_expires_at=None,
         last_error=reason or existing.last_error, status_changed_at=now, updated_at=now,

@@ -23,8 +23,8 @@ class SweepReport:
     recovering: list[str] = field(default_factory=list)
 
 
-def _move(tx: Tx, session: SessionRecord, target: SessionStatus, now: datetime, payload: dict) -> None:
-    transition = session_transition(session.status, target)
+def _move(tx: Tx, session: SessionRecord, name: str, target: SessionStatus, now: datetime, payload: dict) -> None:
+    transition = session_transition(name, session.status, target)
     tx.update_session(replace(session, status=target, status_changed_at=now, updated_at=now))
     tx.append_event(
         NewEvent(event_type=transition.event, vp_id=session.vp_id, emitted_at=now,
@@ -41,13 +41,13 @@ def sweep(tx: Tx, now: datetime, settings: RegistrySettings) -> SweepReport:
             continue
         if session.status == SessionStatus.ACTIVE and session.lease_expires_at is not None \
                 and session.lease_expires_at <= now:
-            _move(tx, session, SessionStatus.DEGRADED, now,
+            _move(tx, session, "expire", SessionStatus.DEGRADED, now,
                   {"reason": "lease_expired", "lease_owner": session.lease_owner,
                    "lease_expires_at": session.lease_expires_at.isoformat()})
             report.degraded.append(session.vp_id)
         elif session.status == SessionStatus.DEGRADED and session.status_changed_at is not None \
                 and now - session.status_changed_at >= settings.recovery_grace:
-            _move(tx, session, SessionStatus.RECOVERING, now,
+            _move(tx, session, "start_recovery", SessionStatus.RECOVERING, now,
                   {"reason": "grace_elapsed", "degraded_since": session.status_changed_at.isoformat()})
             report.recovering.append(session.vp_id)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -35,6 +36,11 @@ class ScriptedWorker:
         self.ended: grpc.aio.AioRpcError | None = None
 
     async def acquire(self) -> None:
+        if self.stack.memory_registry is not None:
+            session = await self.stack.memory_registry.acquire(
+                self.vp_id, self.owner, workspace_dir=self.workspace_dir, ttl=timedelta(seconds=self.ttl_s))
+            self.epoch, self.session_id = session.lease_epoch, session.session_id
+            return
         async with grpc.aio.insecure_channel(self.stack.registry_address) as channel:
             reply = await reg_grpc.SessionRegistryStub(channel).AcquireLease(reg_pb.AcquireLeaseRequest(
                 vp_id=self.vp_id, owner=self.owner, workspace_dir=self.workspace_dir,

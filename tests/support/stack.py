@@ -9,13 +9,14 @@ from datetime import timedelta
 
 import grpc
 
-from services.common.clock import SystemClock
+from services.common.clock import Clock, FakeClock, SystemClock
 from services.common.contracts.vp.v1 import mission_control_service_pb2_grpc as mc_grpc
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
 from services.common.grpc_server import RunningServer, start_server
 from services.common.store import SqlStore
 from services.dispatcher.core import DispatcherCore
-from services.dispatcher.lane_health import RegistryClient
+from services.dispatcher.registry_client import RegistryClient
+from services.dispatcher.registry_memory import InMemoryRegistry
 from services.dispatcher.missions_api import MissionsApi
 from services.dispatcher.servicers import add_to_server as add_dispatcher
 from services.dispatcher.settings import DispatcherSettings
@@ -35,8 +36,10 @@ class Stack:
     supervisor: Supervisor
     store: SqlStore
     missions: mc_grpc.MissionControlStub
-    sessions: reg_grpc.SessionRegistryStub
-    _closers: list = field(default_factory=list)
+    sessions: reg_grpc.SessionRegistryStub | None
+    clock: Clock = field(default_factory=SystemClock)
+    # Set by fake_clock_stack: workers acquire leases here instead of over gRPC.
+    memory_registry: InMemoryRegistry | None = None
 
 
 @asynccontextmanager
@@ -56,7 +59,7 @@ async def running_stack(db_url: str, settings: DispatcherSettings | None = None,
     channel = grpc.aio.insecure_channel(dispatcher_server.address)
     registry_channel = grpc.aio.insecure_channel(registry_server.address)
     stack = Stack(registry_server.address, dispatcher_server.address, core, Supervisor(core), store,
-                  mc_grpc.MissionControlStub(channel), reg_grpc.SessionRegistryStub(registry_channel))
+                  mc_grpc.MissionControlStub(channel), reg_grpc.SessionRegistryStub(registry_channel), clock)
     try:
         yield stack
     finally:
@@ -66,4 +69,29 @@ async def running_stack(db_url: str, settings: DispatcherSettings | None = None,
         await core.close()
         await registry_client.close()
         await registry_server.stop(0)
+        store.close()
+
+
+@asynccontextmanager
+async def fake_clock_stack(db_url: str, settings: DispatcherSettings | None = None, *,
+                           clock: FakeClock | None = None, registry: InMemoryRegistry | None = None):
+    """The dispatcher on a real gRPC port and a real database, with the in-memory
+    registry and a FakeClock: lease expiry and deadlines happen when the test
+    moves the clock. Pass the clock and registry of an earlier stack to restart
+    the dispatcher over the same world."""
+    clock = clock or FakeClock()
+    registry = registry or InMemoryRegistry(clock, RegistrySettings(lease_ttl=timedelta(seconds=30)))
+    store = SqlStore(db_url)
+    settings = settings or DispatcherSettings(heartbeat_interval=timedelta(seconds=1), health_cache_ttl=timedelta(0))
+    core = DispatcherCore(store, clock, settings, registry)
+    server = await start_server("127.0.0.1:0", lambda s: add_dispatcher(MissionsApi(core), WorkerProtocol(core), s))
+    channel = grpc.aio.insecure_channel(server.address)
+    stack = Stack("", server.address, core, Supervisor(core), store, mc_grpc.MissionControlStub(channel), None,
+                  clock, registry)
+    try:
+        yield stack
+    finally:
+        await channel.close()
+        await server.stop(0)
+        await core.close()
         store.close()

@@ -45,7 +45,17 @@ class MissionRecord:
     priority: int = 0
     attempt: int = 0
     max_attempts: int = 1
+    # The vp.v1.Route of the current routing decision (protobuf JSON mapping).
     route: dict[str, Any] = field(default_factory=dict)
+    # attempt - attempt_base attempts were made on the current lane: a re-route
+    # to a fallback lane starts the attempt budget afresh.
+    attempt_base: int = 0
+    # How long the current attempt waited in the queue; set at assignment.
+    queue_wait_seconds: float | None = None
+    # The envelope's absolute deadline, if any (deadline below is the current attempt's).
+    mission_deadline: datetime | None = None
+    # The envelope's per-attempt budget.max_duration, if any.
+    max_duration_seconds: float | None = None
     result_ref: str = ""
     error_code: str = ""
     error_message: str = ""

@@ -32,8 +32,10 @@ from services.dispatcher.routing.policy import (
     RoutingDecision,
     decide,
     decide_after_failure,
+    route_after_failure,
+    to_caller,
 )
-from services.dispatcher.routing.proto import to_fallback_target_proto, to_route_proto
+from services.dispatcher.routing.proto import route_dict, to_fallback_target_proto, to_route_proto
 
 __all__ = [
     "CODER",
@@ -58,6 +60,9 @@ __all__ = [
     "lane_for_intent",
     "lane_var",
     "parse_bool",
+    "route_after_failure",
+    "route_dict",
+    "to_caller",
     "to_fallback_target_proto",
     "to_route_proto",
     "validate_lanes",

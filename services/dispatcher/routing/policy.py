@@ -195,3 +195,28 @@ def decide_after_failure(
         states=states,
         flags=flags,
     )
+
+
+def to_caller(*, lane: str, requested_vp_id: str, reason: Reason) -> RoutingDecision:
+    """Hand the result of record back to the caller."""
+    return RoutingDecision(decision=Decision.FALLBACK, lane="", requested_vp_id=requested_vp_id, reason=reason,
+                           fallback_target=FallbackTarget.caller(), shadow_lane=None, hops=(lane,),
+                           provenance=f"fallback to caller: {reason.value}")
+
+
+def route_after_failure(
+    *,
+    lane: str,
+    reason: Reason,
+    lanes: Mapping[str, LaneConfig],
+    states: Mapping[str, LaneState],
+    flags: RoutingFlags,
+    requested_vp_id: str,
+) -> RoutingDecision:
+    """Where a mission goes when its lane gives up. A timeout always goes back
+    to the caller: the deadline is absolute, another lane cannot meet it either.
+    A lane no longer configured has no fallback chain: the caller too."""
+    if reason == Reason.TIMED_OUT or lane not in lanes:
+        return to_caller(lane=lane, requested_vp_id=requested_vp_id, reason=reason)
+    return decide_after_failure(lane=lane, reason=reason, lanes=lanes, states=states, flags=flags,
+                                requested_vp_id=requested_vp_id)

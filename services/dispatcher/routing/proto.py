@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from google.protobuf.json_format import MessageToDict
+
 from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
 from services.common.timeutil import to_timestamp
 from services.dispatcher.routing.lanes import FallbackTarget
@@ -52,3 +54,8 @@ def to_route_proto(decision: RoutingDecision, decided_at: datetime) -> mission_p
     if decision.fallback_target is not None:
         route.fallback_target.CopyFrom(to_fallback_target_proto(decision.fallback_target))
     return route
+
+
+def route_dict(decision: RoutingDecision, decided_at: datetime) -> dict:
+    """The Route as stored on a mission record (protobuf JSON mapping)."""
+    return MessageToDict(to_route_proto(decision, decided_at), preserving_proto_field_name=True)

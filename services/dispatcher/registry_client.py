@@ -1,43 +1,25 @@
-"""Lane health as the registry sees it: a lane is healthy when its session is
-ACTIVE, not stale, and leased. Read through a short cache so a burst of
-dispatches costs one registry call."""
+"""The registry over gRPC (registry_port.Registry). Lane health is read
+through a short cache so a burst of dispatches costs one registry call."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
 
-from services.common.contracts.vp.v1 import enums_pb2, session_pb2
+from services.common.contracts.vp.v1 import session_pb2
 from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
 from services.common.errors import DependencyUnavailable, LeaseSuperseded, SessionNotFound, error_info
 from services.common.grpc_options import CHANNEL_OPTIONS
 from services.common.timeutil import to_duration
+from services.dispatcher.registry_port import LeaseView, view_of
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class LeaseView:
-    healthy: bool
-    lease_owner: str
-    lease_epoch: int
-    lease_live: bool
-
-
-def view_of(session: session_pb2.VpSession | None) -> LeaseView:
-    if session is None:
-        return LeaseView(False, "", 0, False)
-    live = session.effective_status in (enums_pb2.SESSION_STATUS_ACTIVE, enums_pb2.SESSION_STATUS_PAUSED) \
-        and not session.stale and bool(session.lease_owner)
-    healthy = live and session.effective_status == enums_pb2.SESSION_STATUS_ACTIVE
-    return LeaseView(healthy, session.lease_owner, session.lease_epoch, live)
 
 
 class RegistryClient:
