@@ -53,6 +53,9 @@ TERM_OVER_REASONS = frozenset({"LEASE_SUPERSEDED", "SESSION_RETIRED", "SESSION_N
 ResultKey = tuple[str, int]
 
 
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cached_input_tokens", "total_tokens", "cost_usd", "model")
+
+
 class DispatcherLink:
     """Implements runs.RunReporter: runs report through it."""
 
@@ -119,9 +122,12 @@ class DispatcherLink:
             struct.update(json.loads(json.dumps(payload or {}, default=str)))
         except (TypeError, ValueError):
             struct.update({"repr": repr(payload)})
-        await self._send(wc_pb.ConnectRequest(progress=wc_pb.MissionProgress(
-            mission_id=run.mission_id, attempt=run.attempt, lease_epoch=run.lease_epoch, seq=seq,
-            message=message, payload=struct)))
+        progress = wc_pb.MissionProgress(mission_id=run.mission_id, attempt=run.attempt, lease_epoch=run.lease_epoch,
+                                         seq=seq, message=message, payload=struct)
+        usage = (payload or {}).get("usage") if (payload or {}).get("kind") == "usage" else None
+        if isinstance(usage, dict):  # agent protocol v1: the run's usage so far
+            progress.usage.CopyFrom(mission_pb2.Usage(**{k: usage[k] for k in _USAGE_KEYS if k in usage}))
+        await self._send(wc_pb.ConnectRequest(progress=progress))
 
     async def result(self, run: ActiveRun | None, result: wc_pb.MissionResult) -> None:
         key = (result.mission_id, result.attempt)

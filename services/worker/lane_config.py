@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.validation import VP_ID_PATTERN
+from services.worker.agents.presets import AGENT_PRESETS, build_agent_executor, channel_hooks
 from services.worker.executors import EXECUTOR_KINDS, Executor, build_executor
 from services.common.guardrails import PathPolicy
 
@@ -28,6 +29,8 @@ MAX_LEASE_TTL = 3600.0
 MAX_CAPACITY = 1024
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_DRAIN_TIMEOUT = 30.0
+#: Every executor a worker can run: the built-in kinds and the agent CLI presets.
+WORKER_EXECUTORS: tuple[str, ...] = (*EXECUTOR_KINDS, *AGENT_PRESETS)
 
 
 def parse_command(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -87,6 +90,10 @@ class LaneConfig:
     #: Reconnect/retry backoff: jittered exponential from the first value, capped at the second.
     backoff_initial: float = 0.1
     backoff_max: float = 2.0
+    #: Agent CLI presets (claude-code, codex): binary, --model, extra arguments.
+    agent_bin: str = ""
+    agent_model: str = ""
+    agent_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -98,6 +105,9 @@ class LaneConfig:
         set_(self, "allowed_roots", tuple(Path(p) for p in split_roots([str(p) for p in self.allowed_roots])))
         set_(self, "protected_roots", tuple(Path(p) for p in split_roots([str(p) for p in self.protected_roots])))
         set_(self, "executor_options", dict(self.executor_options or {}))
+        set_(self, "agent_bin", (self.agent_bin or "").strip())
+        set_(self, "agent_model", (self.agent_model or "").strip())
+        set_(self, "agent_args", tuple(str(a) for a in (self.agent_args or ())))
         self.validate()
 
     # -- validation -----------------------------------------------------
@@ -117,9 +127,12 @@ class LaneConfig:
             host, sep, port = str(addr).rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
                 out.append(f"{name} address must be HOST:PORT with a port in 1..65535, got {addr!r}")
-        if self.executor not in EXECUTOR_KINDS:
-            out.append(f"executor {self.executor!r} is unknown; expected one of {', '.join(EXECUTOR_KINDS)}")
+        if self.executor not in WORKER_EXECUTORS:
+            out.append(f"executor {self.executor!r} is unknown; expected one of {', '.join(WORKER_EXECUTORS)}")
         else:
+            if self.executor not in AGENT_PRESETS and (self.agent_bin or self.agent_model or self.agent_args):
+                out.append(f"--agent-bin, --agent-model and --agent-arg are only for the agent presets "
+                           f"({', '.join(AGENT_PRESETS)}), not {self.executor!r}")
             if self.executor == "subprocess" and not self.command:
                 out.append("executor 'subprocess' needs a command (--command / VP_WORKER_COMMAND), "
                            "e.g. --command 'python3 run.py {objective}'")
@@ -176,10 +189,19 @@ class LaneConfig:
 
     def build_executor(self) -> Executor:
         options = dict(self.executor_options)
+        if self.executor in AGENT_PRESETS:
+            return build_agent_executor(self.executor, agent_bin=self.agent_bin, agent_model=self.agent_model,
+                                        agent_args=self.agent_args, **options)
+        if self.executor == "subprocess":
+            # Every subprocess agent may speak agent protocol v1 on its own channel.
+            options.setdefault("hooks", channel_hooks(float(options.get("kill_grace", 5.0))))
         if self.executor == "demo":
             options.setdefault("path_policy", self.path_policy())
-        return build_executor(self.executor, command=list(self.command) or None,
-                              entry_point=self.entry_point or None, **options)
+        executor = build_executor(self.executor, command=list(self.command) or None,
+                                  entry_point=self.entry_point or None, **options)
+        if self.executor in ("subprocess", "demo") and not hasattr(executor, "agent_name"):
+            executor.agent_name = self.executor  # names the conversations it keeps (agent protocol v1 §8)
+        return executor
 
     @property
     def renew_interval(self) -> float:

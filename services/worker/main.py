@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
 import signal
 import sys
 
@@ -25,8 +26,14 @@ from services.common.cli_config import EnvArgumentParser, add_logging_arguments,
 from services.common.logging_setup import configure_logging
 from services.common.telemetry.tracing import configure_tracing
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
-from services.worker.executors import EXECUTOR_KINDS
-from services.worker.lane_config import DEFAULT_DRAIN_TIMEOUT, DEFAULT_LEASE_TTL, LaneConfig, parse_command, split_roots
+from services.worker.lane_config import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_LEASE_TTL,
+    WORKER_EXECUTORS,
+    LaneConfig,
+    parse_command,
+    split_roots,
+)
 from services.worker.service import run_worker
 from services.worker.session import WorkerFatal
 
@@ -40,6 +47,14 @@ def _command(value: str) -> tuple[str, ...]:
         return parse_command(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _agent_args(value: str) -> list[str]:
+    """Split like a shell would (no shell runs it): '--max-turns 5' is two arguments."""
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"cannot split {value!r}: {exc}") from None
 
 
 def _roots(value: str) -> list[str]:
@@ -81,14 +96,22 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--workspace-root", env="VP_WORKSPACE_ROOT", default=DEFAULT_WORKSPACE_ROOT, metavar="DIR",
                             help="the session workspace is <DIR>/<vp_id> when the session is created "
                                  "(a resumed session keeps its stored workspace)")
-    parser.add_env_argument("--executor", env="VP_WORKER_EXECUTOR", default="demo", choices=list(EXECUTOR_KINDS),
-                            help="what runs a mission")
+    parser.add_env_argument("--executor", env="VP_WORKER_EXECUTOR", default="demo", choices=list(WORKER_EXECUTORS),
+                            help="what runs a mission; claude-code and codex run that agent CLI "
+                                 "(specs/agent-protocol-v1.md)")
     parser.add_env_argument("--command", env="VP_WORKER_COMMAND", type=_command, default=(), metavar="CMD",
                             help="subprocess executor: ONE string, a JSON list of argv strings or a shell-like "
                                  "string split with shlex (never run by a shell); placeholders {objective} "
                                  "{mission_id} {mission_dir} {workspace_dir} {target_path} {envelope_json}")
     parser.add_env_argument("--entry-point", env="VP_WORKER_ENTRY_POINT", default="", metavar="MOD:FN",
                             help="python executor: function called as fn(run, progress)")
+    parser.add_env_argument("--agent-bin", env="VP_AGENT_BIN", default="", metavar="PATH",
+                            help="claude-code / codex: the CLI binary (default: claude / codex on PATH)")
+    parser.add_env_argument("--agent-model", env="VP_AGENT_MODEL", default="", metavar="MODEL",
+                            help="claude-code / codex: passed as --model")
+    parser.add_env_argument("--agent-arg", env="VP_AGENT_ARGS", dest="agent_args", type=_agent_args, default=[],
+                            action=_RootsAction, metavar="ARG",
+                            help="claude-code / codex: extra CLI arguments, a shell-like string; repeatable")
     parser.add_env_argument("--capacity", env="VP_WORKER_CAPACITY", default=1, type=_positive_int, metavar="N",
                             help="missions run at once")
     parser.add_env_argument("--allowed-root", env="VP_ALLOWED_ROOTS", dest="allowed_roots", type=_roots, default=[],
@@ -124,6 +147,9 @@ def config_from(args: argparse.Namespace) -> LaneConfig:
         protected_roots=tuple(args.protected_roots or ()),
         lease_ttl=args.lease_ttl,
         drain_timeout=args.drain_timeout,
+        agent_bin=args.agent_bin or "",
+        agent_model=args.agent_model or "",
+        agent_args=tuple(args.agent_args or ()),
     )
 
 

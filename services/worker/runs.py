@@ -26,10 +26,11 @@ from opentelemetry.trace import SpanKind
 
 from services.common.clock import Clock, SystemClock
 from services.common.telemetry import tracing
-from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
+from services.common.contracts.vp.v1 import enums_pb2, mission_pb2, session_pb2
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.errors import VpError
 from services.worker import mission_dir as mission_dirs
+from services.worker.agents.memory import ConversationMemory
 from services.worker.executors import (
     BLOCKED,
     CANCELLED,
@@ -116,6 +117,8 @@ class RunSet:
         self._idle.set()
         self.executing = 0
         self.max_executing = 0
+        #: The VP's agent conversation (agent protocol v1 §8); set by the worker.
+        self.memory = ConversationMemory(getattr(executor, "agent_name", ""))
 
     # -- queries ----------------------------------------------------------
 
@@ -268,6 +271,7 @@ class RunSet:
         mission_run = MissionRun(
             mission_id=run.mission_id, attempt=run.attempt, run_id=run.run_id, envelope=run.mission.envelope,
             workspace_dir=workspace, mission_dir=directory, cancel=run.cancel, vp_id=self.vp_id,
+            mission=run.mission, conversation_id=await self.memory.for_run(run.mission),
         )
         try:
             result = await self.executor.run(mission_run, progress)
@@ -316,9 +320,32 @@ class RunSet:
                                       outcome=state, result_ref=result_ref, summary=result.summary)
         if result.error_code or result.error_message:
             message.error.CopyFrom(mission_pb2.MissionError(code=result.error_code, message=result.error_message))
+        self._add_agent_fields(message, result)
+        if message.HasField("conversation") and not run.suppressed:
+            await self.memory.remember(message.conversation)
         log.info("mission %s attempt %d: %s%s", run.mission_id, run.attempt, enums_pb2.MissionState.Name(state),
                  f" ({result.error_code})" if result.error_code else "", extra=run.log_extra)
         await self.reporter.result(run, message)
+
+    @staticmethod
+    def _add_agent_fields(message: wc_pb.MissionResult, result: ExecutionResult) -> None:
+        """Agent protocol v1: usage, why a run blocked, the question, the conversation."""
+        if result.usage is not None:
+            message.usage.CopyFrom(result.usage)
+        if result.blocked_reason:
+            message.blocked_reason = BLOCKED_REASONS.get(result.blocked_reason, enums_pb2.BLOCKED_REASON_UNSPECIFIED)
+        if result.question:
+            message.input_request.CopyFrom(mission_pb2.InputRequest(question=result.question,
+                                                                    choices=list(result.choices)))
+        if result.conversation_id:
+            message.conversation.CopyFrom(session_pb2.AgentConversation(
+                agent=result.agent, conversation_id=result.conversation_id, mission_id=message.mission_id))
+
+
+BLOCKED_REASONS = {
+    "input_required": enums_pb2.BLOCKED_REASON_INPUT_REQUIRED,
+    "budget_exceeded": enums_pb2.BLOCKED_REASON_BUDGET_EXCEEDED,
+}
 
 
 def unique(ids: Iterable[str]) -> list[str]:

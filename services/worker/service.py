@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from services.common.clock import Clock, SystemClock
+from services.worker.agents.memory import ConversationMemory
 from services.worker.channel import DispatcherLink
 from services.worker.lane_config import LaneConfig
 from services.worker.runs import RunSet
@@ -43,9 +44,11 @@ async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_eve
              config.vp_id, keeper.owner, config.executor, config.capacity, config.dispatcher_addr,
              config.registry_addr, extra=extra)
     try:
+        runs.memory = ConversationMemory(runs.memory.agent, read=keeper.get_session, write=keeper.set_conversation)
         term = await keeper.acquire(stop_event)
         while term is not None:
             runs.workspace_dir = _prepare_workspace(term)
+            runs.memory.load(term.session)
             term_task = asyncio.create_task(link.serve_term(term), name="term")
             stop_task = asyncio.create_task(stop_event.wait(), name="stop")
             done, _ = await asyncio.wait({term_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -229,6 +229,20 @@ class LeaseKeeper:
             raise
         return reply.session
 
+    async def get_session(self) -> session_pb2.VpSession:
+        reply = await self._stub.GetSession(reg_pb.GetSessionRequest(vp_id=self.config.vp_id), timeout=CALL_TIMEOUT)
+        return reply.session
+
+    async def set_conversation(self, conversation: session_pb2.AgentConversation) -> session_pb2.VpSession:
+        """SetConversation under the current term (the registry fences it like RenewLease)."""
+        term = self._require_term()
+        reply = await self._stub.SetConversation(
+            reg_pb.SetConversationRequest(vp_id=term.vp_id, owner=term.owner, lease_epoch=term.lease_epoch,
+                                          conversation=conversation),
+            timeout=CALL_TIMEOUT,
+        )
+        return reply.session
+
     async def release(self) -> bool:
         """ReleaseLease of the current term; True if the session was released."""
         if self.term is None:

@@ -58,6 +58,10 @@ class MissionRun:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     #: The lane running the mission, e.g. "vp.coder.primary" (informational).
     vp_id: str = ""
+    #: The mission as assigned (usage so far, budget in force, answer); agent protocol v1.
+    mission: mission_pb2.Mission | None = None
+    #: The agent conversation this run continues ("" for a fresh one); agent protocol v1 §8.
+    conversation_id: str = ""
 
     def __post_init__(self) -> None:
         self.workspace_dir = Path(self.workspace_dir)
@@ -70,6 +74,14 @@ class ExecutionResult:
     summary: str = ""
     error_code: str = ""
     error_message: str = ""
+    #: Agent protocol v1: why the run is BLOCKED ("input_required", "budget_exceeded").
+    blocked_reason: str = ""
+    question: str = ""
+    choices: tuple[str, ...] = ()
+    #: Usage of this run (mission_pb2.Usage), the agent conversation it used, and the agent preset.
+    usage: Any = None
+    conversation_id: str = ""
+    agent: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

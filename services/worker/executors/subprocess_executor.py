@@ -19,6 +19,12 @@ when budget.max_duration runs out, the group gets SIGTERM, then SIGKILL after
 ``kill_grace`` seconds; run() returns only once the child is reaped and no
 live member of its group is left. Group members still alive after a normal
 exit of the child are stopped the same way.
+
+``hooks`` (agent protocol v1, services/worker/agents) is a factory called per
+run with (run, progress); the object it returns may change the argv and
+environment, pass file descriptors, consume stdout lines, ask for the agent to
+be stopped (``stop``, then the same SIGTERM/SIGKILL escalation as a cancel) and
+decide the run's result (``finish``).
 """
 
 from __future__ import annotations
@@ -103,6 +109,7 @@ class SubprocessExecutor:
         max_line_bytes: int = MAX_LINE_BYTES,
         stderr_tail_bytes: int = STDERR_TAIL_BYTES,
         stdout_log_limit: int = STDOUT_LOG_LIMIT,
+        hooks=None,
     ) -> None:
         self.command = validate_command(command)
         if kill_grace < 0:
@@ -118,6 +125,7 @@ class SubprocessExecutor:
         self.max_line_bytes = max_line_bytes
         self.stderr_tail_bytes = stderr_tail_bytes
         self.stdout_log_limit = stdout_log_limit
+        self.hooks = hooks
 
     async def run(self, run: MissionRun, progress: ProgressSink) -> ExecutionResult:
         if run.cancel.is_set():
@@ -150,6 +158,10 @@ class SubprocessExecutor:
             }
         )
         timeout = max_duration_seconds(run.envelope, self.default_max_duration)
+        hooks = self.hooks(run, progress) if self.hooks is not None else None
+        pass_fds: tuple[int, ...] = ()
+        if hooks is not None:
+            argv, env, pass_fds = hooks.prepare(argv, env)
 
         stdout_log = open(run.mission_dir / "stdout.log", "wb")
         try:
@@ -161,13 +173,25 @@ class SubprocessExecutor:
                 cwd=str(run.workspace_dir),
                 env=env,
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         except (OSError, ValueError) as exc:
             stdout_log.close()
+            if hooks is not None:
+                hooks.abort()
             log.warning("mission %s: cannot start %r: %s", run.mission_id, argv[0], exc)
             return ExecutionResult.failed(EXECUTOR_START_FAILED, one_line(f"cannot start {argv[0]!r}: {exc}"))
         log.info("mission %s attempt %s: started pid %s: %s", run.mission_id, run.attempt, proc.pid, argv[0])
-        return await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log).supervise()
+        if hooks is None:
+            return await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log).supervise()
+        hooks.started()
+        try:
+            result = await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log,
+                                       hooks).supervise()
+        except BaseException:
+            hooks.abort()
+            raise
+        return await hooks.finish(result)
 
 
 class _Supervisor:
@@ -182,8 +206,10 @@ class _Supervisor:
         envelope_json: str,
         timeout: float | None,
         stdout_log,
+        hooks=None,
     ) -> None:
         self.x = executor
+        self.hooks = hooks
         self.run = run
         self.proc = proc
         self.pgid = proc.pid  # start_new_session: the child leads its own group
@@ -209,15 +235,20 @@ class _Supervisor:
         # grandchild holding stdout can delay forever; the poller notices the
         # child itself exiting.
         exit_poll = asyncio.ensure_future(self._poll_exit())
+        # The hooks ask for a stop when the agent crossed its budget or asked a question.
+        stop_task = asyncio.ensure_future(self.hooks.stop.wait() if self.hooks is not None else asyncio.Future())
         reason = "exited"
         try:
             done, _ = await asyncio.wait(
-                {self.wait_task, exit_poll, cancel_task}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+                {self.wait_task, exit_poll, cancel_task, stop_task}, timeout=self.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
             )
             if cancel_task in done:
                 reason = "cancelled"
             elif not done:
                 reason = "timed_out"
+            elif stop_task in done and self.proc.returncode is None:
+                reason = "stopped"
             if reason != "exited":
                 log.info("mission %s: %s, stopping pid %s", run.mission_id, reason, self.proc.pid)
             await self._stop_group(self.x.kill_grace)
@@ -236,6 +267,7 @@ class _Supervisor:
             raise
         finally:
             cancel_task.cancel()
+            stop_task.cancel()
             exit_poll.cancel()
             stdin_task.cancel()
             if not self.wait_task.done():
@@ -243,6 +275,9 @@ class _Supervisor:
             self._write_logs()
 
         rc = self.proc.returncode
+        if reason == "stopped":
+            return ExecutionResult.failed(EXECUTOR_EXIT_NONZERO, f"stopped by the worker ({_describe_rc(rc)})",
+                                          summary=self.last_line)
         if reason == "cancelled":
             return ExecutionResult.cancelled(f"cancelled ({_describe_rc(rc)})")
         if reason == "timed_out":
@@ -328,8 +363,12 @@ class _Supervisor:
         stdin = self.proc.stdin
         if stdin is None:
             return
+        data = self.envelope_json.encode("utf-8") + b"\n"
+        if self.hooks is not None:
+            data = self.hooks.stdin(data)
         try:
-            stdin.write(self.envelope_json.encode("utf-8") + b"\n")
+            if data:
+                stdin.write(data)
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -351,6 +390,8 @@ class _Supervisor:
             if truncated:
                 payload["truncated"] = True
             try:
+                if self.hooks is not None and await self.hooks.stdout_line(line, payload):
+                    continue
                 await self.progress(line, payload)
             except asyncio.CancelledError:
                 raise
