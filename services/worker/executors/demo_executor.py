@@ -7,6 +7,12 @@ missions, and, when envelope.target_path is set, writes the result there too
 (into ``<target>/result.md`` if the target is an existing directory or ends
 with "/", else to the target file itself). It honours cancel between and
 during steps and budget.max_duration.
+
+It speaks agent protocol v1 (specs/agent-protocol-v1.md) in-process, through
+the same parser and run state as a subprocess agent: it reports token usage and
+cost for every step (so budgets stop it), keeps a conversation id (so a VP
+remembers across missions), and when the objective ends with "?" it asks a
+question first; the mission blocks until ResumeMission answers it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -28,6 +35,10 @@ from services.worker.executors.base import (
     one_line,
 )
 
+#: Pretend pricing of the demo "model" (USD per token), so cost budgets work too.
+DEMO_MODEL = "demo-1"
+INPUT_PRICE = 3e-6
+OUTPUT_PRICE = 15e-6
 DEFAULT_DELAY = 0.2
 DEFAULT_STEPS = 4
 RESULT_FILE = "result.md"
@@ -59,26 +70,56 @@ class DemoExecutor:
     async def run(self, run: MissionRun, progress: ProgressSink) -> ExecutionResult:
         if run.cancel.is_set():
             return ExecutionResult.cancelled("cancelled before start")
+        # Imported here: the agents package builds on this one's base module.
+        from services.worker.agents import vp_agent
+        from services.worker.agents.run_state import AgentRunState
+        from services.worker.agents.usage import BudgetLimits, UsageTotals
+
+        state = AgentRunState(
+            agent="demo", progress=progress, mission_dir=run.mission_dir,
+            limits=BudgetLimits.for_mission(run.mission, run.envelope),
+            usage_before=UsageTotals.from_proto(run.mission.usage if run.mission is not None else None),
+            stop_grace=0.0, mission_id=run.mission_id,
+        )
+
+        async def say(event_type: str, **fields) -> None:
+            await state.apply(vp_agent.parse_line(vp_agent.encode(event_type, **fields)))
+
+        answer = run.mission.answer if run.mission is not None else ""
+        await say(vp_agent.CONVERSATION, id=run.conversation_id or f"demo-{uuid.uuid4().hex[:12]}")
         timeout = max_duration_seconds(run.envelope)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        words = len(run.envelope.objective.split())
+
+        async def spend() -> None:
+            tokens_in, tokens_out = 120 + 8 * words, 40
+            await say(vp_agent.USAGE, input_tokens=tokens_in, output_tokens=tokens_out, model=DEMO_MODEL,
+                      cost_usd=tokens_in * INPUT_PRICE + tokens_out * OUTPUT_PRICE)
 
         names = _pick_steps(self.steps)
         for i, name in enumerate(names[:-1], start=1):
             await progress(f"step {i}/{len(names)}: {name}", {"step": i, "steps": len(names)})
+            await spend()
+            if state.stop.is_set():
+                return state.outcome(ExecutionResult.completed())
+            if i == 1 and run.envelope.objective.rstrip().endswith("?") and not answer:
+                await say(vp_agent.NEEDS_INPUT, question=f"Before I go on: {one_line(run.envelope.objective, 300)}",
+                          choices=["yes", "no"])
+                return state.outcome(ExecutionResult.completed())
             stop = await self._pause(run, deadline)
             if stop == "cancelled":
-                return ExecutionResult.cancelled()
+                return state.outcome(ExecutionResult.cancelled())
             if stop == "timed_out":
-                return ExecutionResult.timed_out(f"max_duration {format_seconds(timeout or 0)} exceeded")
+                return state.outcome(ExecutionResult.timed_out(f"max_duration {format_seconds(timeout or 0)} exceeded"))
 
         await progress(f"step {len(names)}/{len(names)}: {names[-1]}", {"step": len(names), "steps": len(names)})
         if run.cancel.is_set():
-            return ExecutionResult.cancelled()
+            return state.outcome(ExecutionResult.cancelled())
 
         now = self.clock.now()
         objective = run.envelope.objective
-        body = _render(run, now.isoformat())
+        body = _render(run, now.isoformat(), answer)
         run.mission_dir.mkdir(parents=True, exist_ok=True)
         result_path = run.mission_dir / RESULT_FILE
         _write_atomic(result_path, body)
@@ -97,7 +138,10 @@ class DemoExecutor:
                 f"{one_line(objective, 200) or '(no objective)'} -> missions/{run.mission_id}/{RESULT_FILE}\n"
             )
         await progress("result written", {"files": written})
-        return ExecutionResult.completed(f"demo: wrote {RESULT_FILE} for {one_line(objective, 120)!r}")
+        await say(vp_agent.ARTIFACT, path=RESULT_FILE)
+        await say(vp_agent.RESULT, status="completed",
+                  summary=f"demo: wrote {RESULT_FILE} for {one_line(objective, 120)!r}")
+        return state.outcome(ExecutionResult.completed())
 
     async def _pause(self, run: MissionRun, deadline: float | None) -> str | None:
         """Wait ``delay`` or until cancel; "cancelled" or "timed_out" if the run must stop."""
@@ -127,7 +171,7 @@ def _pick_steps(n: int) -> tuple[str, ...]:
     return ("planning", "working", "writing the result")
 
 
-def _render(run: MissionRun, when: str) -> str:
+def _render(run: MissionRun, when: str, answer: str = "") -> str:
     objective = run.envelope.objective.strip() or "(no objective)"
     constraints = (
         json_format.MessageToDict(run.envelope.constraints) if run.envelope.HasField("constraints") else {}
@@ -144,6 +188,8 @@ def _render(run: MissionRun, when: str) -> str:
         f"Demo executor, attempt {run.attempt}, run {run.run_id or '-'}, finished {when}.",
         f"The objective has {len(objective.split())} word(s); this is a generated placeholder result.",
     ]
+    if answer:
+        lines += ["", "## Answer given", "", answer]
     if constraints:
         lines += ["", "## Constraints", ""] + [
             f"- {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(constraints.items())
