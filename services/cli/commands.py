@@ -99,10 +99,23 @@ async def follow_mission(mc: MissionControlClient, mission_id: str, out: Output,
 def _report_end(ctx: Context, mission: mission_pb2.Mission, timeout: float | None) -> int:
     timed_out = not _stops(mission)
     ctx.out.mission(mission, timed_out=timed_out if ctx.out.json else None)
+    if mission.state == enums_pb2.MISSION_STATE_BLOCKED:
+        _note(blocked_note(mission))
     if timed_out:
         _note(f"wait timed out after {timeout:g}s; mission {mission.envelope.mission_id} is "
               f"{mission_state_name(mission.state)}")
     return exit_codes.for_mission(mission)
+
+
+def blocked_note(mission: mission_pb2.Mission) -> str:
+    """What a BLOCKED mission waits for, and the command that continues it."""
+    mid = mission.envelope.mission_id
+    if mission.blocked_reason == enums_pb2.BLOCKED_REASON_BUDGET_EXCEEDED:
+        return (f"mission {mid} is BLOCKED: budget exceeded ({mission.error.message or 'limit reached'}); "
+                f"continue with: vpctl resume {mid} --max-tokens N / --max-cost-usd X")
+    question = mission.input_request.question or mission.summary or "(no question given)"
+    choices = f" [choices: {', '.join(mission.input_request.choices)}]" if mission.input_request.choices else ""
+    return f"mission {mid} is BLOCKED and asks: {question}{choices}\nanswer with: vpctl resume {mid} --answer TEXT"
 
 
 async def cmd_dispatch(args, ctx: Context) -> int:
@@ -114,6 +127,7 @@ async def cmd_dispatch(args, ctx: Context) -> int:
         args.vp_id, args.type, args.objective, idempotency_key=args.idempotency_key, target_path=args.target_path,
         constraints=args.constraints, labels=dict(args.label or []), priority=args.priority,
         max_attempts=args.max_attempts, deadline=deadline, budget_seconds=args.budget_seconds,
+        max_tokens=args.max_tokens, max_cost_usd=args.max_cost_usd, fresh_context=args.fresh_context,
     )
     ctx.out.dispatched(mission, route, deduplicated)
     if exit_codes.fell_back_to_caller(route):
@@ -142,6 +156,24 @@ async def cmd_list(args, ctx: Context) -> int:
 async def cmd_wait(args, ctx: Context) -> int:
     mission = await ctx.mission_control.wait(args.mission_id, args.wait_timeout)
     return _report_end(ctx, mission, args.wait_timeout)
+
+
+async def cmd_resume(args, ctx: Context) -> int:
+    mc = ctx.mission_control
+    mission = await mc.resume(args.mission_id, args.answer or "", max_tokens=args.max_tokens,
+                              max_cost_usd=args.max_cost_usd)
+    if not args.wait:
+        ctx.out.mission(mission)
+        return exit_codes.OK
+    if not ctx.out.json:
+        ctx.out.line(f"resumed {args.mission_id}: {mission_state_name(mission.state)}")
+    final = await follow_mission(mc, args.mission_id, ctx.out, args.wait_timeout)
+    return _report_end(ctx, final, args.wait_timeout)
+
+
+async def cmd_reset_conversation(args, ctx: Context) -> int:
+    ctx.out.sessions([await ctx.sessions.reset_conversation(args.vp_id, args.reason or "")])
+    return exit_codes.OK
 
 
 async def cmd_cancel(args, ctx: Context) -> int:
@@ -189,6 +221,8 @@ COMMANDS = {
     "list": cmd_list,
     "wait": cmd_wait,
     "cancel": cmd_cancel,
+    "resume": cmd_resume,
+    "reset-conversation": cmd_reset_conversation,
     "artifacts": cmd_artifacts,
     "sessions": cmd_sessions,
     "events": cmd_events,

@@ -14,18 +14,22 @@ NOT_FOUND = 3
 CONFLICT = 4
 UNAVAILABLE = 5
 ERROR = 6
+#: The mission is BLOCKED: it waits for an answer or a raised budget (vpctl resume).
+BLOCKED = 7
 INTERRUPTED = 130
 
 EPILOG = """\
 exit codes:
   0  success (wait / dispatch --wait: the mission COMPLETED)
-  1  the mission ended not completed (FAILED, CANCELLED, TIMED_OUT, BLOCKED),
+  1  the mission ended not completed (FAILED, CANCELLED, TIMED_OUT),
      or the dispatch fell back to the caller
   2  usage error or INVALID_ARGUMENT
   3  not found (NOT_FOUND)
   4  conflict (ALREADY_EXISTS, FAILED_PRECONDITION)
   5  unavailable or timed out (UNAVAILABLE, DEADLINE_EXCEEDED, wait timed out)
   6  any other error
+  7  the mission is BLOCKED: it asked a question or reached its token/cost
+     budget; the question is printed; answer with vpctl resume MISSION --answer
 """
 
 _BY_STATUS = {
@@ -50,9 +54,11 @@ def fell_back_to_caller(route: mission_pb2.Route) -> bool:
 
 
 def for_mission(mission: mission_pb2.Mission) -> int:
-    """0 for COMPLETED, 1 for any other end (BLOCKED included), 5 if still going."""
+    """0 for COMPLETED, 7 for BLOCKED, 1 for any other end, 5 if still going."""
     if mission.state == enums_pb2.MISSION_STATE_COMPLETED:
         return OK
-    if is_terminal(mission.state) or mission.state == enums_pb2.MISSION_STATE_BLOCKED:
+    if mission.state == enums_pb2.MISSION_STATE_BLOCKED:
+        return BLOCKED
+    if is_terminal(mission.state):
         return NOT_COMPLETED
     return UNAVAILABLE

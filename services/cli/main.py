@@ -111,6 +111,12 @@ def build_parser() -> EnvArgumentParser:
                    help="deadline S seconds from now (part of the envelope: re-running the command with the "
                         "same --idempotency-key and this flag is a different envelope, i.e. a conflict)")
     p.add_argument("--budget-seconds", type=positive_float, metavar="S", help="run-time budget of one attempt")
+    p.add_argument("--max-tokens", type=_positive_int, metavar="N",
+                   help="token budget over all runs (crossing it blocks the mission: exit 7)")
+    p.add_argument("--max-cost-usd", type=positive_float, metavar="X",
+                   help="cost budget in USD over all runs (crossing it blocks the mission: exit 7)")
+    p.add_argument("--fresh-context", action="store_true",
+                   help="start the agent in a fresh conversation instead of continuing the VP's")
     p.add_argument("--wait", action="store_true", help="show live progress until the mission ends")
     p.add_argument("--wait-timeout", type=_non_negative_float, metavar="S",
                    help="with --wait: give up after S seconds (exit 5); default: no limit")
@@ -130,6 +136,19 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("mission_id", metavar="MISSION_ID")
     p.add_argument("--timeout", dest="wait_timeout", type=_non_negative_float, metavar="S",
                    help="give up after S seconds (exit 5); default: no limit")
+
+    p = command("resume", "answer a BLOCKED mission (and/or raise its budget); it is queued again")
+    p.add_argument("mission_id", metavar="MISSION_ID")
+    p.add_argument("--answer", default="", help="the answer to the mission's question")
+    p.add_argument("--max-tokens", type=_positive_int, metavar="N", help="raise the token budget to N")
+    p.add_argument("--max-cost-usd", type=positive_float, metavar="X", help="raise the cost budget to X USD")
+    p.add_argument("--wait", action="store_true", help="show live progress until the mission ends again")
+    p.add_argument("--wait-timeout", type=_non_negative_float, metavar="S",
+                   help="with --wait: give up after S seconds (exit 5); default: no limit")
+
+    p = command("reset-conversation", "make a VP forget its agent conversation (its next mission starts fresh)")
+    p.add_argument("vp_id", metavar="VP_ID")
+    p.add_argument("--reason", default="", help="why, recorded in the vp.session.conversation_reset event")
 
     p = command("cancel", "cancel a mission")
     p.add_argument("mission_id", metavar="MISSION_ID")

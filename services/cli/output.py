@@ -54,6 +54,43 @@ def event_message(event: event_pb2.MissionEvent) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":")) if payload else ""
 
 
+def usage_text(usage: mission_pb2.Usage) -> str:
+    text = f"{usage.total_tokens} tokens ({usage.input_tokens} in, {usage.cached_input_tokens} cached, " \
+           f"{usage.output_tokens} out), {usage.cost_usd:.4f} USD"
+    return text + (f", {usage.model}" if usage.model else "")
+
+
+def conversation_text(conversation: session_pb2.AgentConversation) -> str:
+    return f"{conversation.agent}:{conversation.conversation_id}" if conversation.conversation_id else "-"
+
+
+def agent_fields(mission: mission_pb2.Mission) -> list[tuple[str, str]]:
+    """Agent protocol v1: usage, budget, why blocked, the question and answer, the conversation."""
+    fields: list[tuple[str, str]] = []
+    if mission.HasField("usage"):
+        fields.append(("usage", usage_text(mission.usage)))
+    budget = mission.budget if mission.HasField("budget") else mission.envelope.budget
+    limits = []
+    if budget.HasField("max_tokens"):
+        limits.append(f"{budget.max_tokens} tokens")
+    if budget.HasField("max_cost_usd"):
+        limits.append(f"{budget.max_cost_usd:g} USD")
+    if limits:
+        fields.append(("limits", ", ".join(limits)))
+    if mission.state == enums_pb2.MISSION_STATE_BLOCKED and mission.blocked_reason:
+        fields.append(("blocked", enum_short(enums_pb2.BlockedReason, mission.blocked_reason,
+                                             "BLOCKED_REASON_").lower()))
+    if mission.input_request.question:
+        choices = mission.input_request.choices
+        fields.append(("question", clip(mission.input_request.question, 300)
+                       + (f" [choices: {', '.join(choices)}]" if choices else "")))
+    if mission.answer:
+        fields.append(("answer", clip(mission.answer, 200)))
+    if mission.HasField("conversation"):
+        fields.append(("conversation", conversation_text(mission.conversation)))
+    return fields
+
+
 class Output:
     def __init__(self, json_mode: bool, stream: TextIO | None = None) -> None:
         self.json = json_mode
@@ -117,6 +154,7 @@ class Output:
             fields.append(("labels", ",".join(f"{k}={v}" for k, v in sorted(env.labels.items()))))
         if mission.summary:
             fields.append(("summary", clip(mission.summary, 200)))
+        fields += agent_fields(mission)
         if mission.error.code or mission.error.message:
             fields.append(("error", f"{mission.error.code}: {mission.error.message}".strip(": ")))
         if mission.result_ref:
@@ -160,7 +198,8 @@ class Output:
             stale = enum_short(enums_pb2.StaleReason, s.stale_reason, "STALE_REASON_").lower() if s.stale else "-"
             rows.append([s.vp_id, session_status_name(s.status), session_status_name(s.effective_status), stale,
                          str(s.lease_epoch), s.lease_owner or "-", when(s.last_heartbeat_at)])
-        self.table(["VP", "STATUS", "EFFECTIVE", "STALE", "EPOCH", "OWNER", "HEARTBEAT"], rows)
+            rows[-1].append(conversation_text(s.conversation) if s.HasField("conversation") else "-")
+        self.table(["VP", "STATUS", "EFFECTIVE", "STALE", "EPOCH", "OWNER", "HEARTBEAT", "CONVERSATION"], rows)
 
     # -- artifacts ------------------------------------------------------------------
 

@@ -80,12 +80,20 @@ class MissionControlClient(GrpcClient):
         budget_seconds: float | None = None,
         source: mission_pb2.Source | Mapping[str, Any] | None = None,
         mission_id: str = "",
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        fresh_context: bool = False,
     ) -> mission_pb2.MissionEnvelope:
         envelope = mission_pb2.MissionEnvelope(
             schema_version=1, mission_id=mission_id, vp_id=vp_id, mission_type=mission_type, objective=objective,
             idempotency_key=idempotency_key or new_idempotency_key(), priority=priority,
             max_attempts=max_attempts, target_path=target_path or "", labels=dict(labels or {}),
+            fresh_context=fresh_context,
         )
+        if max_tokens is not None:
+            envelope.budget.max_tokens = max_tokens
+        if max_cost_usd is not None:
+            envelope.budget.max_cost_usd = max_cost_usd
         if constraints:
             struct = Struct()
             try:
@@ -123,6 +131,9 @@ class MissionControlClient(GrpcClient):
         budget_seconds: float | None = None,
         source: mission_pb2.Source | Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        fresh_context: bool = False,
     ) -> tuple[mission_pb2.Mission, mission_pb2.Route, bool]:
         """Dispatch a mission; returns (mission, route, deduplicated).
 
@@ -132,7 +143,8 @@ class MissionControlClient(GrpcClient):
         envelope = self.build_envelope(
             vp_id, mission_type, objective, idempotency_key=idempotency_key, target_path=target_path,
             constraints=constraints, labels=labels, priority=priority, max_attempts=max_attempts,
-            deadline=deadline, budget_seconds=budget_seconds, source=source,
+            deadline=deadline, budget_seconds=budget_seconds, source=source, max_tokens=max_tokens,
+            max_cost_usd=max_cost_usd, fresh_context=fresh_context,
         )
         return await self.dispatch_envelope(envelope, timeout=timeout)
 
@@ -218,6 +230,24 @@ class MissionControlClient(GrpcClient):
         """Cancel is idempotent server-side (a terminal mission is a no-op), so it is retried."""
         response = await self._unary("CancelMission", self.stub.CancelMission,
                                      pb.CancelMissionRequest(mission_id=mission_id, reason=reason), timeout=timeout)
+        return response.mission
+
+    async def resume(self, mission_id: str, answer: str = "", *, max_tokens: int | None = None,
+                     max_cost_usd: float | None = None, max_duration_seconds: float | None = None,
+                     timeout: float | None = None) -> mission_pb2.Mission:
+        """ResumeMission: answer a BLOCKED mission (and/or raise its budget); it goes back
+        to QUEUED. Not retried: a lost answer shows as MISSION_NOT_BLOCKED on a retry."""
+        request = pb.ResumeMissionRequest(mission_id=mission_id, answer=answer)
+        if max_tokens is not None:
+            request.budget.max_tokens = max_tokens
+        if max_cost_usd is not None:
+            request.budget.max_cost_usd = max_cost_usd
+        if max_duration_seconds is not None:
+            if max_duration_seconds < 0:
+                raise invalid_argument("budget.max_duration", "must not be negative")
+            request.budget.max_duration.CopyFrom(to_duration(timedelta(seconds=max_duration_seconds)))
+        response = await self._unary("ResumeMission", self.stub.ResumeMission, request, timeout=timeout,
+                                     retryable=False)
         return response.mission
 
     # -- events -------------------------------------------------------------------

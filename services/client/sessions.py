@@ -1,4 +1,5 @@
-"""Async client of vp.v1.SessionRegistry, read side (what operators look at)."""
+"""Async client of vp.v1.SessionRegistry, read side (what operators look at),
+plus the operator's conversation reset."""
 
 from __future__ import annotations
 
@@ -46,3 +47,10 @@ class SessionsClient(GrpcClient):
         async for session in self._paged("ListSessions", self.stub.ListSessions, request, "sessions", limit=limit,
                                          timeout=timeout):
             yield session
+
+    async def reset_conversation(self, vp_id: str, reason: str = "", *, timeout: float | None = None
+                                 ) -> session_pb2.VpSession:
+        """Forget the VP's agent conversation; its next mission starts fresh (idempotent)."""
+        response = await self._unary("ResetConversation", self.stub.ResetConversation,
+                                     pb.ResetConversationRequest(vp_id=vp_id, reason=reason), timeout=timeout)
+        return response.session

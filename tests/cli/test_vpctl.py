@@ -70,11 +70,11 @@ def test_dispatch_wait_completed_shows_progress_and_exits_0(fake_thread):
     assert mission.envelope.idempotency_key  # generated, so a retried dispatch cannot duplicate
 
 
-@pytest.mark.parametrize("outcome", ["failed", "blocked"])
-def test_dispatch_wait_not_completed_exits_1(fake_thread, outcome):
+@pytest.mark.parametrize("outcome, code", [("failed", 1), ("blocked", 7)])
+def test_dispatch_wait_not_completed_exits_1_or_7_when_blocked(fake_thread, outcome, code):
     result = vpctl("dispatch", "--vp-id", "vp.coder.primary", "--type", "code", "--objective", "x",
                    "--label", f"fake.outcome={outcome}", "--wait", "--json", server=fake_thread)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == code, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0]["mission"]["envelope"]["mission_id"] == "m-0001" and lines[0]["deduplicated"] is False
     events = [line["event"]["event_type"] for line in lines[1:-1]]
