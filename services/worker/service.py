@@ -44,7 +44,8 @@ async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_eve
              config.vp_id, keeper.owner, config.executor, config.capacity, config.dispatcher_addr,
              config.registry_addr, extra=extra)
     try:
-        runs.memory = ConversationMemory(runs.memory.agent, read=keeper.get_session, write=keeper.set_conversation)
+        # In memory only until the registry stores conversations (SetConversation).
+        runs.memory = ConversationMemory(runs.memory.agent)
         term = await keeper.acquire(stop_event)
         while term is not None:
             runs.workspace_dir = _prepare_workspace(term)
