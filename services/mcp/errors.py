@@ -62,11 +62,10 @@ class ToolFailure(Exception):
     def text(self) -> str:
         retry = "retryable" if self.retryable else "not retryable"
         text = f"Error [{self.code}, {retry}]: {self.message}"
+        if "retry_after_seconds" in self.details:
+            text += f" (retry after {self.details['retry_after_seconds']:g}s)"
         return f"{text}\nWhat to do: {self.hint}" if self.hint else text
 
-    def structured(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "retryable": self.retryable,
-                          "what_to_do": self.hint, **({"details": self.details} if self.details else {})}}
 
 
 def from_client_error(error: ClientError, *, target: str = "") -> ToolFailure:

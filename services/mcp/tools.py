@@ -7,24 +7,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from services.client import MissionControlClient, SessionsClient, is_terminal
+from services.client import ClientError, MissionControlClient, SessionsClient, is_terminal
 from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
 from services.mcp import schemas
 from services.mcp.convert import event_dict, event_text, mission_dict, mission_text, session_dict
 from services.mcp.errors import ToolFailure
+
+log = logging.getLogger("vp.mcp")
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 Result = tuple[dict[str, Any], str]
 
 #: Scanned at most when listing newest-first (the ledger lists oldest first).
 LIST_SCAN_LIMIT = 10_000
-#: Inline text is refused when it holds a NUL or is not UTF-8: it is binary.
+#: Deadline of the final non-follow read that reports the events a wait raced past.
 _WAIT_CATCH_UP_SECONDS = 5.0
 
 
@@ -50,7 +53,6 @@ class ToolSpec:
     read_only: bool = True
     destructive: bool = False
     idempotent: bool = True
-    annotations: dict[str, Any] = field(default_factory=dict)
 
 
 def derive_idempotency_key(arguments: dict[str, Any]) -> str:
@@ -142,8 +144,8 @@ async def wait_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
         async for event in mc.events(after_event_id=last_event, mission_id=mission_id,
                                      timeout=_WAIT_CATCH_UP_SECONDS):
             await report(event)
-    except Exception:  # noqa: BLE001 - progress is best effort; the mission itself is the answer
-        pass
+    except ClientError as error:  # progress is best effort; the mission itself is the answer
+        log.info("wait %s: final progress read failed: %s", mission_id, error.summary())
     timed_out = not stops(mission)
     waited = round(time.monotonic() - started, 3)
     structured, text = _mission_result(mission, timed_out=timed_out, waited_seconds=waited, progress_events=seen)

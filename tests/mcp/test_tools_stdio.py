@@ -32,14 +32,16 @@ async def test_lists_every_tool_with_valid_schemas(stack):
             assert prop.get("description"), f"{tool.name}.{name} has no description"
 
 
-async def test_dispatch_wait_with_progress_then_artifacts(stack):
+@pytest.mark.parametrize("mode", ["auto", "legacy"], ids=["2026-07-28", "2025-11-25"])
+async def test_dispatch_wait_with_progress_then_artifacts(stack, mode):
     progress: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(value, total, message):
         progress.append((value, total, message))
 
     key = f"test-{uuid.uuid4().hex}"
-    async with stdio_client(stack) as client:
+    async with stdio_client(stack, mode=mode) as client:
+        assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
         dispatched = structured(await client.call_tool("vp_dispatch_mission", {
             "vp_id": "vp.coder.primary", "mission_type": "code", "objective": "write the answer",
             "idempotency_key": key, "source": {"session_id": "s-1", "turn_id": "t-1", "reply_mode": "sync"}}))
