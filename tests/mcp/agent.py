@@ -2,6 +2,7 @@
 ``tests.mcp.agent:run``); the objective says what it does:
 
 - ``hold``: report progress, then wait until cancelled;
+- ``block``: end BLOCKED (the run needs outside input);
 - anything else: a few progress steps, then ``result.md`` and ``data.bin``.
 """
 
@@ -16,6 +17,9 @@ async def run(run, progress):
         await progress("holding until cancelled", {})
         await run.cancel.wait()
         return {"outcome": "cancelled", "summary": "stopped on cancel"}
+    if objective.startswith("block"):
+        await progress("cannot go on without input", {})
+        return {"outcome": "blocked", "summary": "needs input"}
     for step in range(1, 4):
         await progress(f"step {step}/3", {"step": step, "steps": 3})
         await asyncio.sleep(0.05)

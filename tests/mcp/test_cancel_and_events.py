@@ -29,6 +29,9 @@ async def test_cancel_running_mission_then_events_after_cursor(stack):
                 == "RUNNING"
 
         await async_wait_until(running, timeout=60, interval=0.1, what="mission RUNNING")
+        bounded = ok(await client.call_tool("vp_wait_mission", {"mission_id": mission_id, "timeout_seconds": 0.5}))
+        assert bounded["timed_out"] is True and bounded["mission"]["state"] == "RUNNING"
+        assert "vp_wait_mission" in bounded["mission"]["next_step"]
         cancelled = ok(await client.call_tool("vp_cancel_mission", {"mission_id": mission_id,
                                                                       "reason": "user changed their mind"}))
         assert cancelled["mission"]["cancel_requested"] or cancelled["mission"]["state"] == "CANCELLED"

@@ -79,3 +79,17 @@ async def test_cancel_a_task_and_unknown_task(stack):
                                                              "arguments": {"mission_id": task["taskId"]},
                                                              "task": {}})
         assert not_a_task_tool.value.code == types.METHOD_NOT_FOUND
+
+
+async def test_blocked_mission_is_an_input_required_task(stack):
+    async with legacy_session(stack.stdio_params()) as (session, dispatcher):
+        task = await create_task(dispatcher, {"vp_id": "vp.coder.primary", "mission_type": "code",
+                                              "objective": f"block {uuid.uuid4().hex}"})
+        waited = await session.call_tool("vp_wait_mission", {"mission_id": task["taskId"], "timeout_seconds": 60})
+        assert waited.structured_content["mission"]["state"] == "BLOCKED" and not waited.structured_content["timed_out"]
+        got = await get_task(session, task["taskId"])
+        assert got.status == "input_required" and got.status_message
+        cancelled = await session.send_request(
+            types.CancelTaskRequest(params=types.CancelTaskRequestParams(task_id=task["taskId"])),
+            types.CancelTaskResult)
+        assert cancelled.status == "cancelled"
