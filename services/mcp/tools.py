@@ -126,7 +126,9 @@ async def wait_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
         if event.event_id <= last_event:
             return
         seen, last_event = seen + 1, event.event_id
-        await tc.progress(seen, None, event_text(event_dict(event)))
+        data = event_dict(event)
+        message = data["payload"].get("message") if isinstance(data["payload"], dict) else None
+        await tc.progress(seen, None, f"{data['event_type']}: {message}" if message else data["event_type"])
 
     async def follow() -> None:
         async for event in mc.events(mission_id=mission_id, follow=True):
