@@ -125,7 +125,8 @@ def run_up(args) -> int:
     children: list[Child] = []
     try:
         children.append(_spawn("registry", "services.registry.main", "--listen", registry,
-                               "--db", f"sqlite:///{data / 'registry.db'}", "--metrics-listen", metrics[0]))
+                               "--db", f"sqlite:///{data / 'registry.db'}", "--metrics-listen", metrics[0],
+                               "--workspace-root", str(data / "workspaces")))
         _wait_healthy(registry, "vp.v1.SessionRegistry", children[-1])
         children.append(_spawn("dispatcher", "services.dispatcher.main", "--listen", dispatcher,
                                "--db", f"sqlite:///{data / 'dispatcher.db'}", "--registry", registry,

@@ -16,6 +16,16 @@ from google.protobuf.any_pb2 import Any
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "vp.v1"
+# A status travels in HTTP/2 trailers, which clients cap at 8 KiB: an error that
+# echoes a hostile value in full would reach the caller as a bare
+# RESOURCE_EXHAUSTED without details. So every text in a status is bounded.
+MAX_MESSAGE_CHARS = 512
+MAX_DETAIL_CHARS = 200
+MAX_VIOLATIONS = 10
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -45,13 +55,16 @@ class VpError(Exception):
 
     def to_rpc_status(self) -> status_pb2.Status:
         details: list[Any] = []
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)
+        metadata = {_bounded(k, MAX_DETAIL_CHARS): _bounded(v, MAX_DETAIL_CHARS)
+                    for k, v in list(self.metadata.items())[:MAX_VIOLATIONS]}
+        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=metadata)
         details.append(_pack(info))
-        violations = self.field_violations()
+        violations = self.field_violations()[:MAX_VIOLATIONS]
         if violations:
             bad = error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    error_details_pb2.BadRequest.FieldViolation(field=_bounded(v.field, MAX_DETAIL_CHARS),
+                                                                description=_bounded(v.description, MAX_DETAIL_CHARS))
                     for v in violations
                 ]
             )
@@ -60,7 +73,8 @@ class VpError(Exception):
             retry = error_details_pb2.RetryInfo()
             retry.retry_delay.FromTimedelta(self.retry_delay)
             details.append(_pack(retry))
-        return status_pb2.Status(code=self.code.value[0], message=self.message, details=details)
+        return status_pb2.Status(code=self.code.value[0], message=_bounded(self.message, MAX_MESSAGE_CHARS),
+                                 details=details)
 
 
 def _pack(message) -> Any:

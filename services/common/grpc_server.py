@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.edge.interceptor import EdgeInterceptor, Gate
 from services.common.grpc_options import SERVER_OPTIONS
 from services.common.telemetry.rpc_metrics import RpcMetricsInterceptor
 
@@ -43,11 +44,15 @@ async def start_server(
     *,
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
     rpc_metrics: bool = True,
+    gate: Gate | None = None,
 ) -> RunningServer:
     """Start an aio server on listen ("HOST:PORT"); register adds servicers and
     returns their full service names. Logs the address actually bound.
-    rpc_metrics times every call into vp_rpc_duration_seconds (outermost interceptor)."""
+    rpc_metrics times every call into vp_rpc_duration_seconds (outermost interceptor); then
+    every request passes the edge (safe decoding, range checks, and gate, the caller's
+    authentication and authorization) before a servicer sees it."""
     chain = [RpcMetricsInterceptor()] if rpc_metrics else []
+    chain.append(EdgeInterceptor(gate))
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[*chain, *interceptors])
     names = tuple(register(server))
     health_servicer = health.aio.HealthServicer()

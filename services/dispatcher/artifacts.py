@@ -1,18 +1,20 @@
 """Reading a mission's result files without ever leaving its artifact directory.
 
 The directory is the one the worker named in result_ref (a file:// URI on a
-filesystem the dispatcher shares with its workers). Absolute paths, ".." and
-symlinks that resolve outside it are refused."""
+filesystem the dispatcher shares with its workers). Absolute paths, "..",
+symlinks, hard links and special files are refused (services/common/confined_files.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+import os
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import grpc
 
+from services.common import confined_files
 from services.common.errors import FieldViolation, InvalidArgument, VpError
 
 DEFAULT_CHUNK = 64 * 1024
@@ -51,45 +53,40 @@ def _refuse(path: str, why: str) -> InvalidArgument:
     return InvalidArgument(FieldViolation("path", f"{path!r}: {why}"), reason="PATH_NOT_ALLOWED")
 
 
-def resolve_inside(root: Path, relative: str) -> Path:
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or relative.startswith("\\"):
-        raise _refuse(relative, "must be relative to the artifact directory")
-    if any(part == ".." for part in pure.parts):
-        raise _refuse(relative, "must not contain '..'")
-    candidate = (root / pure).resolve()
-    if not candidate.is_relative_to(root):
-        raise _refuse(relative, "resolves outside the artifact directory (symlink)")
-    if not candidate.is_file():
-        raise InvalidArgument(FieldViolation("path", f"{relative!r} is not a file in the artifact directory"))
-    return candidate
-
-
-def files_in(root: Path) -> list[tuple[str, Path]]:
-    """Regular files under root, sorted; anything resolving outside is skipped."""
-    found = []
-    for path in sorted(root.rglob("*")):
-        if len(found) >= MAX_FILES:
-            break
-        resolved = path.resolve()
-        if resolved.is_file() and resolved.is_relative_to(root) and not path.is_symlink():
-            found.append((path.relative_to(root).as_posix(), resolved))
-    return found
+def _read(handle, name: str, size: int, size_per_chunk: int) -> Iterator[Chunk]:
+    offset = 0
+    while True:
+        data = handle.read(size_per_chunk)
+        eof = offset + len(data) >= size or not data
+        yield Chunk(name, offset, data, size, eof)
+        offset += len(data)
+        if eof:
+            return
 
 
 def chunks(root: Path, relative: str, chunk_size: int) -> Iterator[Chunk]:
+    """Every chunk of one file (relative) or of every servable file; see confined_files
+    for what is served. A malformed or refused path is INVALID_ARGUMENT / PATH_NOT_ALLOWED."""
     if chunk_size < 0 or chunk_size > MAX_CHUNK:
         raise InvalidArgument(FieldViolation("chunk_size", f"must be within 0..{MAX_CHUNK}"))
     size_per_chunk = chunk_size or DEFAULT_CHUNK
-    targets = [(relative, resolve_inside(root, relative))] if relative else files_in(root)
-    for name, path in targets:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            offset = 0
-            while True:
-                data = handle.read(size_per_chunk)
-                eof = offset + len(data) >= size or not data
-                yield Chunk(name, offset, data, size, eof)
-                offset += len(data)
-                if eof:
-                    break
+    if relative:
+        try:
+            confined_files.check_relative(relative)
+        except confined_files.PathRefused as exc:
+            raise _refuse(relative, str(exc)) from None
+    return _chunks(root, relative, size_per_chunk)
+
+
+def _chunks(root: Path, relative: str, size_per_chunk: int) -> Iterator[Chunk]:
+    with confined_files.open_root(root) as root_fd:
+        names = [relative] if relative else confined_files.servable_files(root_fd, limit=MAX_FILES)
+        for name in names:
+            try:
+                opened = confined_files.open_file(root_fd, name)
+            except confined_files.NotAServableFile as exc:
+                if relative:
+                    raise _refuse(relative, str(exc)) from None
+                continue  # replaced since the listing: skip it
+            with os.fdopen(opened.fd, "rb") as handle:
+                yield from _read(handle, opened.name, opened.size, size_per_chunk)

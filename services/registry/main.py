@@ -24,10 +24,12 @@ from services.registry.registry import SessionRegistry
 from services.registry.servicer import SessionRegistryServicer, add_to_server
 from services.registry.settings import RegistrySettings
 from services.registry.sweeper import run_sweeper
+from services.registry.workspaces import normalized_root
 
 log = logging.getLogger("vp.registry")
 DEFAULT_DB = "sqlite:///.vp/registry.db"
 DEFAULT_METRICS = f"{DEFAULT_HOST}:9101"
+DEFAULT_WORKSPACE_ROOT = ".vp/workspaces"  # the worker's default too
 
 
 def build_parser() -> EnvArgumentParser:
@@ -45,6 +47,9 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--heartbeat-stale", env="UA_VP_HEARTBEAT_STALE_SECONDS", default=None,
                             type=positive_float, help="seconds without heartbeat before a session reads stale "
                                                       "(default: 2 x lease TTL)")
+    parser.add_env_argument("--workspace-root", env="VP_WORKSPACE_ROOT", default=DEFAULT_WORKSPACE_ROOT,
+                            help="a new session's workspace_dir must be a directory under this root (the workers' "
+                                 "--workspace-root)")
     add_metrics_argument(parser, env="VP_REGISTRY_METRICS_LISTEN", default=DEFAULT_METRICS)
     add_logging_arguments(parser)
     return parser
@@ -56,6 +61,7 @@ def settings_from(args) -> RegistrySettings:
         sweep_interval=timedelta(seconds=args.sweep_interval),
         recovery_grace=timedelta(seconds=args.recovery_grace),
         heartbeat_stale=timedelta(seconds=args.heartbeat_stale) if args.heartbeat_stale else None,
+        workspace_root=normalized_root(args.workspace_root),
     )
 
 

@@ -15,6 +15,7 @@ from services.common.states import SessionStatus
 from services.common.store.interface import Store, Tx
 from services.common.store.records import NewEvent, SessionRecord
 from services.common.validation import OWNER_MAX, check_text, check_vp_id
+from services.registry.workspaces import workspace_violations
 from services.registry import leases, metrics_hooks
 from services.registry.session_health import assess
 from services.registry.settings import MAX_TTL, MIN_TTL, RegistrySettings
@@ -78,8 +79,8 @@ class SessionRegistry:
             existing = tx.get_session(vp_id, for_update=True)
             if existing is None and not workspace_dir:
                 raise InvalidArgument(FieldViolation("workspace_dir", "required when the session is created"))
-            if existing is None and not workspace_dir.startswith("/"):
-                raise InvalidArgument(FieldViolation("workspace_dir", "must be an absolute path"))
+            if existing is None:
+                _raise_if(workspace_violations(workspace_dir, self.settings.workspace_root))
             now = self.clock.now()
             change, outcome = leases.acquire(existing, vp_id=vp_id, owner=owner, runtime_id=runtime_id,
                                              workspace_dir=workspace_dir, ttl=lease_ttl, now=now)

@@ -16,6 +16,9 @@ class RegistrySettings:
     recovery_grace: timedelta = timedelta(seconds=60)
     # None means twice the lease TTL.
     heartbeat_stale: timedelta | None = None
+    # New sessions' workspace_dir must lie under it (absolute, normalized); None: any
+    # absolute normalized path except "/". The process always sets one.
+    workspace_root: str | None = None
 
     def __post_init__(self) -> None:
         problems = []

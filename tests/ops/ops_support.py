@@ -191,7 +191,7 @@ class OpsStack:
         handoff.mkdir(parents=True, exist_ok=True)
         registry = self._start("registry", [
             console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", self.db_url, "--lease-ttl", "2",
-            "--sweep-interval", "0.5"])
+            "--sweep-interval", "0.5", "--workspace-root", str(self.root / "workspaces")])
         self.registry_address = registry.address()
         port = free_port()
         self.dispatcher_address = f"127.0.0.1:{port}"

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.common.contracts.vp.v1 import session_registry_service_pb2 as pb
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as pb_grpc
+from tests.registry.lease_holder import WORKSPACE_ROOT
 from tests.support.grpc_errors import reason_of
 from tests.support.processes import ServiceProcess, console_script
 from tests.support.waiting import wait_until
@@ -23,7 +24,7 @@ VP = "vp.coder.primary"
 
 def start_registry(db_url: str, *extra: str) -> ServiceProcess:
     return ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", db_url,
-                           "--sweep-interval", "0.2", *extra])
+                           "--sweep-interval", "0.2", "--workspace-root", WORKSPACE_ROOT, *extra])
 
 
 def stub_for(address: str):
@@ -83,7 +84,7 @@ def test_lease_of_sigkilled_owner_is_taken_over_and_zombie_refused(db_url):
 
         taken = wait_until(try_takeover, timeout=10, interval=0.1, what="lease expiry and takeover")
         assert taken.outcome == pb.ACQUIRE_OUTCOME_TAKEN_OVER
-        assert taken.session.lease_epoch == 2 and taken.session.workspace_dir == f"/tmp/{VP}"
+        assert taken.session.lease_epoch == 2 and taken.session.workspace_dir == f"{WORKSPACE_ROOT}/{VP}"
         with pytest.raises(grpc.RpcError) as zombie:
             stub.RenewLease(pb.RenewLeaseRequest(vp_id=VP, owner="old-owner", lease_epoch=1), timeout=5)
         assert zombie.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -32,7 +32,8 @@ class E2EStack:
     def start_registry(self, *extra: str) -> None:
         self.registry = ServiceProcess([
             console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", self.db_url,
-            "--lease-ttl", str(self.lease_ttl), "--sweep-interval", "0.5", *extra])
+            "--lease-ttl", str(self.lease_ttl), "--sweep-interval", "0.5",
+            "--workspace-root", str(self.root / "workspaces"), *extra])
         self.registry_address = self.registry.address()
 
     def start_dispatcher(self, *extra: str) -> None:

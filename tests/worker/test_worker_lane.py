@@ -56,7 +56,7 @@ def dispose(proc: ServiceProcess) -> None:
 def registry_addr(tmp_path_factory):
     db = tmp_path_factory.mktemp("registry") / "registry.db"
     proc = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", f"sqlite:///{db}",
-                           "--sweep-interval", "0.2"])
+                           "--sweep-interval", "0.2", "--workspace-root", str(tmp_path_factory.getbasetemp())])
     try:
         yield proc.address()
     finally:
