@@ -111,7 +111,10 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         attribute, factory = _KINDS[(bool(handler.request_streaming), bool(handler.response_streaming))]
         behavior = getattr(handler, attribute)
         if not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)):
-            return handler  # a synchronous handler: not ours to wrap
+            if handler.request_streaming or handler.response_streaming:
+                return handler  # a synchronous streaming handler: not ours to wrap
+            # The generated base class's stubs for methods a servicer does not implement.
+            behavior = _as_coroutine(behavior)
         wrapped = self._behavior(behavior, method, bool(handler.request_streaming))
         return factory(wrapped, request_deserializer=safe_deserializer(handler.request_deserializer),
                        response_serializer=handler.response_serializer)
@@ -165,6 +168,21 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort_with_status(rpc_status.to_status(internal_status(f"internal error in {method}")))
 
         return unary_behavior
+
+
+class Unimplemented(VpError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "UNIMPLEMENTED"
+
+
+def _as_coroutine(behavior):
+    async def call(request, context):
+        try:
+            return behavior(request, context)
+        except NotImplementedError:
+            raise Unimplemented("this server does not implement the method") from None
+
+    return call
 
 
 async def _checked_stream(requests: AsyncIterator[Any], method: str, caller: Any, context, gate: Gate | None):
