@@ -148,6 +148,11 @@ DISPATCH_INPUT = _input({
                        "description": "Upper bound on the run time of one attempt, in seconds."},
     "max_attempts": {"type": "integer", "minimum": 0, "maximum": 10,
                      "description": "Total attempts including the first; 0 means the server default."},
+    "max_tokens": {"type": "integer", "minimum": 1, "description": "Token budget of the whole mission; reaching it "
+                   "blocks the mission with BUDGET_EXCEEDED (resume it with a raised budget, or cancel it)."},
+    "max_cost_usd": {"type": "number", "exclusiveMinimum": 0, "description": "Cost budget in USD, like max_tokens."},
+    "fresh_context": {"type": "boolean", "description": "Start the VP without its memory of earlier missions "
+                      "(default false: a VP continues its conversation across missions)."},
 }, ["vp_id", "mission_type", "objective"])
 
 DISPATCH_OUTPUT = _obj({

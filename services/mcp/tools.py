@@ -81,7 +81,8 @@ async def dispatch_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
         args["vp_id"], args["mission_type"], args["objective"], idempotency_key=key,
         target_path=args.get("target_path"), constraints=args.get("constraints"), labels=args.get("labels"),
         priority=args.get("priority", 0), max_attempts=args.get("max_attempts", 0),
-        budget_seconds=args.get("budget_seconds"),
+        budget_seconds=args.get("budget_seconds"), max_tokens=args.get("max_tokens"),
+        max_cost_usd=args.get("max_cost_usd"), fresh_context=args.get("fresh_context", False),
         source={"session_id": source.get("session_id", ""), "turn_id": source.get("turn_id", ""),
                 "reply_mode": source.get("reply_mode", 0)} if source else None,
     )
