@@ -41,6 +41,8 @@ _BY_CODE = {
     grpc.StatusCode.NOT_FOUND: "Check the id.",
     grpc.StatusCode.FAILED_PRECONDITION: "The mission is not in a state that allows this; vp_get_mission shows it.",
     grpc.StatusCode.PERMISSION_DENIED: "This is not allowed; do not retry it.",
+    grpc.StatusCode.UNIMPLEMENTED: "This VP Mission Control does not support that call (an older dispatcher?); do "
+                                   "not retry. Tell the user.",
     grpc.StatusCode.UNAUTHENTICATED: "vp-mcp's credentials were refused; tell the user (an operator must fix the "
                                      "vp-mcp configuration).",
 }
