@@ -10,6 +10,10 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
+# Services started by tests stop at once: no load balancer polls their health.
+# The drain test (tests/e2e/test_shutdown_drain.py) sets its own window.
+os.environ.setdefault("VP_DRAIN_WINDOW_SECONDS", "0")
+
 
 @functools.cache
 def _postgres_admin() -> sa.Engine | str:

@@ -35,7 +35,8 @@ class Context:
     @property
     def mission_control(self) -> MissionControlClient:
         if self._mc is None:
-            self._mc = MissionControlClient(self.args.dispatcher, timeout=self.args.timeout)
+            self._mc = MissionControlClient(self.args.dispatcher, timeout=self.args.timeout,
+                                            stream_timeout=self.args.timeout)
         return self._mc
 
     @property

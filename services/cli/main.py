@@ -28,7 +28,31 @@ log = logging.getLogger("vpctl")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in help, epilog (exit codes) kept as written."""
+    """Defaults in help (once: not when the text already says it, nor for
+    switches and unset options), epilog (exit codes) kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(EnvArgumentParser):
+    """Usage errors as a JSON object on stderr when --json is on the command line."""
+
+    json_errors = False
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        if _Parser.json_errors:
+            _print_json_error("INVALID_ARGUMENT", "USAGE", f"{self.prog}: {message}")
+            self.exit(exit_codes.USAGE)
+        super().error(message)
+
+
+def _print_json_error(code: str, reason: str, message: str, **extra) -> None:
+    print(json.dumps({"code": code, "reason": reason, "message": message, **extra}, separators=(",", ":")),
+          file=sys.stderr, flush=True)
 
 
 def _label(value: str) -> tuple[str, str]:
@@ -76,7 +100,7 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> EnvArgumentParser:
-    parser = EnvArgumentParser(prog="vpctl", description="Operate VP Mission Control: dispatch, follow and "
+    parser = _Parser(prog="vpctl", description="Operate VP Mission Control: dispatch, follow and "
                                "inspect missions, sessions and events.", epilog=exit_codes.EPILOG,
                                formatter_class=_Formatter)
     parser.add_env_argument("--dispatcher", env="VP_DISPATCHER_ADDR", default=f"{DEFAULT_HOST}:50052",
@@ -84,12 +108,14 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--registry", env="VP_REGISTRY_ADDR", default=f"{DEFAULT_HOST}:50051",
                             type=host_port, metavar="HOST:PORT", help="SessionRegistry address")
     parser.add_env_argument("--timeout", env="VPCTL_TIMEOUT", default=10.0, type=positive_float, metavar="S",
-                            help="deadline of each call in seconds (waits and followed streams run longer)")
+                            help="overall deadline of a command in seconds, retries included; waits and followed "
+                                 "streams run as long as asked, but fail once the server has been out of reach "
+                                 "for S seconds")
     parser.add_env_argument("--log-level", env="VPCTL_LOG_LEVEL", default="WARNING",
                             help="log level of client diagnostics (retries) on stderr")
     parser.add_argument("--json", action="store_true", default=False,
                         help="machine-readable output: protobuf JSON, one object per line")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=exit_codes.EPILOG,
@@ -187,7 +213,7 @@ def build_parser() -> EnvArgumentParser:
                    default=int(os.environ.get("VP_METRICS_BASE_PORT", "9101")),
                    help="Prometheus /metrics on 127.0.0.1: the registry on PORT, the dispatcher on PORT+1, the "
                         "vp.coder.primary worker on PORT+2, the vp.general.primary worker on PORT+3; 0: each picks "
-                        "a free port (its log says which) [env: VP_METRICS_BASE_PORT] (default: 9101)")
+                        "a free port (its log says which) [env: VP_METRICS_BASE_PORT]")
     return parser
 
 
@@ -195,8 +221,25 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _fail(args, error: ClientError | None, message: str) -> None:
+    """One line on stderr: text, or under --json an object {code, reason, message}."""
+    if not getattr(args, "json", False):
+        print(f"vpctl: {_one_line(message)}", file=sys.stderr)
+        return
+    if error is None:
+        _print_json_error("UNKNOWN", "", _one_line(message))
+        return
+    extra = {}
+    if error.field_violations:
+        extra["field_violations"] = [{"field": v.field, "description": v.description} for v in error.field_violations]
+    if error.retry_delay is not None:
+        extra["retry_delay_seconds"] = error.retry_delay.total_seconds()
+    _print_json_error(error.code.name if error.code is not None else "UNKNOWN", error.reason, error.message, **extra)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)  # usage errors exit 2 here
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -215,10 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(run_command(args))
     except ClientError as error:
-        print(f"vpctl: {_one_line(error.summary())}", file=sys.stderr)
+        _fail(args, error, error.summary())
         return exit_codes.for_status(error.code)
     except KeyboardInterrupt:
-        print("vpctl: interrupted", file=sys.stderr)
+        _fail(args, None, "interrupted")
         return exit_codes.INTERRUPTED
     except BrokenPipeError:
         # Output piped into e.g. `head` that exited: not an error of ours.
@@ -226,11 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return exit_codes.OK
     except OSError as error:
-        print(f"vpctl: {_one_line(error)}", file=sys.stderr)
+        _fail(args, None, str(error))
         return exit_codes.ERROR
     except Exception as error:  # noqa: BLE001 - one line, never a traceback
         log.debug("unexpected error", exc_info=True)
-        print(f"vpctl: internal error: {_one_line(repr(error))}", file=sys.stderr)
+        _fail(args, None, f"internal error: {error!r}")
         return exit_codes.ERROR
 
 

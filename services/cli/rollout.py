@@ -10,16 +10,20 @@ from pathlib import Path
 from services.cli import exit_codes
 from services.cli.rollout_evidence import MARKDOWN_HEADER, Gates, take_snapshot
 
+DEFAULTS = Gates()
+
 
 def add_parser(command) -> None:
     p = command("rollout", "rollout evidence: `rollout snapshot` evaluates the promotion gates of a lane")
     p.add_argument("action", choices=["snapshot"], help="what to do")
     p.add_argument("--vp-id", default="vp.coder.primary", help="lane whose missions are considered")
-    p.add_argument("--window", type=int, default=20, help="the last N terminal missions are considered")
+    p.add_argument("--window", type=int, default=DEFAULTS.min_missions,
+                   help="the last N terminal missions are considered")
     p.add_argument("--max-fallback-rate", type=float, default=0.10, help="gate: highest fallback rate allowed")
     p.add_argument("--max-consecutive-failures", type=int, default=3,
                    help="gate: this many VP failures in a row count as sustained failures")
-    p.add_argument("--min-missions", type=int, default=1, help="gate: fewer missions is not enough evidence")
+    p.add_argument("--min-missions", type=int, default=DEFAULTS.min_missions,
+                   help="gate: fewer terminal missions in the window is not enough evidence")
     p.add_argument("--max-p95-seconds", type=float, default=None, help="gate (optional): highest p95 latency")
     p.add_argument("--out", default="rollout-evidence", help="folder for snapshot JSON files and evidence.md")
 

@@ -19,7 +19,8 @@ class Gates:
     max_fallback_rate: float = 0.10
     # "Sustained failures": this many VP failures in a row among the considered missions.
     max_consecutive_failures: int = 3
-    min_missions: int = 1
+    # One or two missions prove nothing; the default window is 20 terminal missions.
+    min_missions: int = 20
     max_p95_seconds: float | None = None
 
 

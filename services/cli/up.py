@@ -6,6 +6,7 @@ until Ctrl-C, which stops everything cleanly (workers drain first)."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +43,20 @@ def _spawn(name: str, module: str, *args: str) -> Child:
 
     threading.Thread(target=relay, daemon=True).start()
     return Child(name, process)
+
+
+def _check_free(address: str) -> None:
+    """Refuse to start on a port another process holds. The services fail on it
+    too, but a health check could reach the other process before ours exits."""
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are no conflict
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as error:
+            raise RuntimeError(f"cannot listen on {address}: {error.strerror or error} (is another stack "
+                               "running? choose other ports with --registry / --dispatcher)") from None
 
 
 def _wait_healthy(address: str, service: str, child: Child) -> None:
@@ -124,13 +139,16 @@ def run_up(args) -> int:
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     children: list[Child] = []
     try:
+        for address in (registry, dispatcher):
+            _check_free(address)
         children.append(_spawn("registry", "services.registry.main", "--listen", registry,
                                "--db", f"sqlite:///{data / 'registry.db'}", "--metrics-listen", metrics[0],
-                               "--workspace-root", str(data / "workspaces")))
+                               "--workspace-root", str(data / "workspaces"), "--drain-window", "0"))
         _wait_healthy(registry, "vp.v1.SessionRegistry", children[-1])
         children.append(_spawn("dispatcher", "services.dispatcher.main", "--listen", dispatcher,
                                "--db", f"sqlite:///{data / 'dispatcher.db'}", "--registry", registry,
-                               "--allowed-roots", str(data / "handoff"), "--metrics-listen", metrics[1]))
+                               "--allowed-roots", str(data / "handoff"), "--metrics-listen", metrics[1],
+                               "--drain-window", "0"))
         _wait_healthy(dispatcher, "vp.v1.MissionControl", children[-1])
         for vp_id, metrics_listen in zip(LANES, metrics[2:]):
             children.append(_spawn(vp_id, "services.worker.main", "--dispatcher", dispatcher, "--registry",

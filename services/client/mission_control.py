@@ -192,9 +192,10 @@ class MissionControlClient(GrpcClient):
             yield mission
 
     async def wait_once(self, mission_id: str, seconds: float) -> pb.WaitMissionResponse:
-        """One WaitMission call of at most ``seconds`` (its deadline allows for that)."""
+        """One WaitMission call of at most ``seconds`` (its deadline allows for that), no retry."""
         request = pb.WaitMissionRequest(mission_id=mission_id, timeout=to_duration(timedelta(seconds=seconds)))
-        return await self._unary("WaitMission", self.stub.WaitMission, request, timeout=seconds + self.timeout)
+        return await self._unary("WaitMission", self.stub.WaitMission, request, timeout=seconds + self.timeout,
+                                 retryable=False)
 
     async def wait(
         self,
@@ -206,14 +207,35 @@ class MissionControlClient(GrpcClient):
     ) -> mission_pb2.Mission:
         """Block until the mission is terminal (or BLOCKED, which needs outside
         input) or ``timeout`` seconds pass (None: no limit); returns the mission
-        as last seen. Check ``is_terminal(mission.state)`` to tell a timeout."""
+        as last seen. Check ``is_terminal(mission.state)`` to tell a timeout.
+
+        A transient failure (a draining or restarting server) is retried until
+        the server has been out of reach for ``self.timeout`` seconds; each
+        attempt first waits for a connection, so a server that never answers
+        fails the wait after about ``self.timeout`` seconds, not a whole slice."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + max(0.0, timeout)
         slice_seconds = max(0.0, min(slice_seconds, WAIT_SLICE_SECONDS))
+        failing_since: float | None = None
+        failures = 0
         while True:
             started = loop.time()
             remaining = slice_seconds if deadline is None else max(0.0, min(slice_seconds, deadline - started))
-            response = await self.wait_once(mission_id, remaining)
+            try:
+                await self._reachable("WaitMission", (failing_since or started) + self.timeout)
+                response = await self.wait_once(mission_id, remaining)
+            except ClientError as error:
+                if not error.transient:
+                    raise
+                failures += 1
+                failing_since = failing_since or started
+                delay = self.retry.backoff(failures, error.retry_delay.total_seconds() if error.retry_delay else None)
+                if loop.time() + delay >= failing_since + self.timeout:
+                    raise
+                log.info("WaitMission: %s, retry %d in %.2fs", error.summary(), failures, delay)
+                await asyncio.sleep(delay)
+                continue
+            failing_since, failures = None, 0
             mission = response.mission
             if is_terminal(mission.state):
                 return mission
@@ -265,28 +287,42 @@ class MissionControlClient(GrpcClient):
     ) -> AsyncIterator[event_pb2.MissionEvent]:
         """Events after a cursor. A dropped stream is reopened after the last event
         yielded, so the caller sees no gap and no duplicate. Without ``follow`` the
-        iterator ends once caught up; with it, it runs until closed (no deadline)."""
+        iterator ends once caught up, within ``timeout`` (default stream_timeout)
+        overall, retries included; with it, it runs until closed, but fails once
+        the server has been out of reach for ``self.timeout`` seconds."""
         types = list(event_types)
+        loop = asyncio.get_running_loop()
+        total = timeout if timeout is not None else self.stream_timeout
+        overall = None if follow else loop.time() + total
         last: int | None = None
         failures = 0
+        failing_since: float | None = None
         while True:
             request = pb.StreamMissionEventsRequest(
                 after_event_id=last if last is not None else after_event_id, consumer=consumer,
                 mission_id=mission_id, vp_id=vp_id, event_types=types, follow=follow)
-            deadline = None if follow else (timeout if timeout is not None else self.stream_timeout)
+            attempt_started = loop.time()
+            reach_by = overall if overall is not None else (failing_since or attempt_started) + self.timeout
+            if overall is not None and overall - attempt_started <= 0:
+                raise self._out_of_time("StreamMissionEvents", overall, total)
+            await self._reachable("StreamMissionEvents", reach_by)
+            deadline = None if overall is None else overall - loop.time()
             call = self.stub.StreamMissionEvents(request, timeout=deadline, metadata=self.metadata or None)
             try:
                 async for response in call:
                     event = response.event
                     if event.event_id <= max(request.after_event_id, last or 0):
                         continue  # a server replaying the cursor event must not duplicate it
-                    last, failures = event.event_id, 0
+                    last, failures, failing_since = event.event_id, 0, None
                     yield event
             except grpc.aio.AioRpcError as error:
                 failures += 1
-                if not is_transient(error) or failures >= self.retry.max_attempts:
+                failing_since = failing_since or loop.time()
+                # Followed streams retry for as long as the server comes back within self.timeout.
+                if not is_transient(error) or (overall is not None and failures >= self.retry.max_attempts):
                     raise ClientError.from_rpc_error(error, method="StreamMissionEvents") from error
-                await self._sleep_before_retry("StreamMissionEvents", error, failures)
+                await self._sleep_before_retry("StreamMissionEvents", error, failures,
+                                               overall if overall is not None else failing_since + self.timeout)
                 continue
             finally:
                 call.cancel()
@@ -318,24 +354,32 @@ class MissionControlClient(GrpcClient):
         finally:
             call.cancel()
 
-    async def _with_stream_retry(self, method: str, attempt_once):
+    async def _with_stream_retry(self, method: str, attempt_once, timeout: float | None):
+        """attempt_once(remaining seconds) until it succeeds; ``timeout`` (default
+        stream_timeout) is the overall deadline of every attempt together."""
+        loop = asyncio.get_running_loop()
+        total = timeout if timeout is not None else self.stream_timeout
+        deadline = loop.time() + total
         failures = 0
         while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self._out_of_time(method, deadline, total)
             try:
-                return await attempt_once()
+                return await attempt_once(remaining)
             except grpc.aio.AioRpcError as error:
                 failures += 1
                 if not (is_transient(error) and failures < self.retry.max_attempts):
                     raise ClientError.from_rpc_error(error, method=method) from error
-                await self._sleep_before_retry(method, error, failures)
+                await self._sleep_before_retry(method, error, failures, deadline)
 
     async def list_artifacts(self, mission_id: str, path: str = "", *, timeout: float | None = None
                              ) -> list[ArtifactFile]:
         """Names and sizes of the artifact files (content is streamed and dropped)."""
 
-        async def once() -> list[ArtifactFile]:
+        async def once(remaining: float) -> list[ArtifactFile]:
             files, assembler = [], ChunkAssembler()
-            async for chunk in self.artifact_chunks(mission_id, path, timeout=timeout):
+            async for chunk in self.artifact_chunks(mission_id, path, timeout=remaining):
                 assembler.accept(chunk)
                 if chunk.eof:
                     assembler.finish_file(chunk)
@@ -343,17 +387,17 @@ class MissionControlClient(GrpcClient):
             assembler.finish()
             return files
 
-        return await self._with_stream_retry("ReadResultArtifacts", once)
+        return await self._with_stream_retry("ReadResultArtifacts", once, timeout)
 
     async def read_artifacts(self, mission_id: str, path: str = "", *, chunk_size: int = 0,
                              max_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES, timeout: float | None = None
                              ) -> dict[str, bytes]:
         """Every artifact file (or just ``path``) as {relative path: content}."""
 
-        async def once() -> dict[str, bytes]:
+        async def once(remaining: float) -> dict[str, bytes]:
             files: dict[str, bytes] = {}
             assembler, buffer, total = ChunkAssembler(), bytearray(), 0
-            async for chunk in self.artifact_chunks(mission_id, path, chunk_size=chunk_size, timeout=timeout):
+            async for chunk in self.artifact_chunks(mission_id, path, chunk_size=chunk_size, timeout=remaining):
                 if assembler.accept(chunk):
                     buffer = bytearray()
                 buffer += chunk.data
@@ -368,7 +412,7 @@ class MissionControlClient(GrpcClient):
             assembler.finish()
             return files
 
-        return await self._with_stream_retry("ReadResultArtifacts", once)
+        return await self._with_stream_retry("ReadResultArtifacts", once, timeout)
 
     async def read_artifacts_to_dir(self, mission_id: str, out_dir: str | Path, path: str = "", *,
                                     chunk_size: int = 0, timeout: float | None = None) -> list[ArtifactFile]:
@@ -376,10 +420,10 @@ class MissionControlClient(GrpcClient):
         file appears under its final name only when complete; a path that would
         land outside ``out_dir`` is refused (ClientError PATH_NOT_ALLOWED)."""
 
-        async def once() -> list[ArtifactFile]:
+        async def once(remaining: float) -> list[ArtifactFile]:
             writer, assembler = DirectoryWriter(Path(out_dir)), ChunkAssembler()
             try:
-                async for chunk in self.artifact_chunks(mission_id, path, chunk_size=chunk_size, timeout=timeout):
+                async for chunk in self.artifact_chunks(mission_id, path, chunk_size=chunk_size, timeout=remaining):
                     if assembler.accept(chunk):
                         writer.start(chunk.path)
                     writer.write(chunk.data)
@@ -391,4 +435,4 @@ class MissionControlClient(GrpcClient):
                 writer.abort()
             return writer.written
 
-        return await self._with_stream_retry("ReadResultArtifacts", once)
+        return await self._with_stream_retry("ReadResultArtifacts", once, timeout)

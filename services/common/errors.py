@@ -177,6 +177,15 @@ class DependencyUnavailable(VpError):
     retry_delay = timedelta(seconds=1)
 
 
+class Draining(VpError):
+    """The server is shutting down: the call may be retried on another replica,
+    or on this one after its restart."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "DRAINING"
+    retry_delay = timedelta(seconds=1)
+
+
 def status_from_error(error: grpc.RpcError) -> status_pb2.Status | None:
     """The google.rpc.Status a server attached to a failed call, if any."""
     from grpc_status import rpc_status

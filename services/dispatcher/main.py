@@ -19,7 +19,13 @@ from services.common.cli_config import (
     positive_float,
 )
 from services.common.clock import SystemClock
-from services.common.grpc_server import serve_until_signal, start_server
+from services.common.grpc_server import (
+    EXIT_CANNOT_LISTEN,
+    BindError,
+    add_drain_argument,
+    serve_until_signal,
+    start_server,
+)
 from services.common.logging_setup import configure_logging
 from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
@@ -37,6 +43,8 @@ from services.dispatcher.worker_protocol import WorkerProtocol
 log = logging.getLogger("vp.dispatcher")
 DEFAULT_DB = "sqlite:///.vp/dispatcher.db"
 DEFAULT_METRICS = f"{DEFAULT_HOST}:9102"
+#: Unary calls that may block for minutes: a drain ends them with DRAINING (streams always do).
+LONG_UNARY_METHODS = ("/vp.v1.MissionControl/WaitMission",)
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -75,6 +83,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--default-max-attempts", env="VP_DEFAULT_MAX_ATTEMPTS", default=3, type=int,
                             help="attempts when the envelope gives none")
     add_metrics_argument(parser, env="VP_DISPATCHER_METRICS_LISTEN", default=DEFAULT_METRICS)
+    add_drain_argument(parser)
     add_logging_arguments(parser)
     return parser
 
@@ -103,7 +112,8 @@ async def run(args, settings: DispatcherSettings) -> None:
     supervisor = Supervisor(core)
     reconciled = await supervisor.recover_lost_runs(reconciling=True)
     running = await start_server(args.listen, lambda server: add_to_server(MissionsApi(core), WorkerProtocol(core),
-                                                                          server))
+                                                                          server),
+                                 long_unary_methods=LONG_UNARY_METHODS)
     log.info("vp-dispatcher listening on %s (registry %s, reconciled %d run(s))", running.address, args.registry,
              reconciled, extra={"address": running.address})
 
@@ -112,7 +122,8 @@ async def run(args, settings: DispatcherSettings) -> None:
         await registry.close()
         await asyncio.to_thread(store.close)
 
-    await serve_until_signal(running, background=[supervisor.run_forever], on_stop=stop)
+    await serve_until_signal(running, background=[supervisor.run_forever], on_stop=stop,
+                             drain_window=args.drain_window)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"vp-dispatcher: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(run(args, settings))
+    try:
+        asyncio.run(run(args, settings))
+    except BindError as exc:
+        print(f"vp-dispatcher: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     return 0
 
 

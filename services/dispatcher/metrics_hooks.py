@@ -23,6 +23,8 @@ from services.common.telemetry.metrics import (
     MISSION_QUEUE_WAIT,
     MISSIONS_DISPATCHED,
     MISSIONS_FINISHED,
+    OUTCOMES,
+    REQUEUE_REASONS,
     REQUEUES,
     ROUTES,
     WORKER_STREAMS,
@@ -40,13 +42,20 @@ def lane_of(record: MissionRecord) -> str:
 
 
 def init_lanes(lanes: Iterable[str]) -> None:
-    """Create the zero series of every configured lane, so rates start at 0."""
+    """Create the zero series of every configured lane, so rate() panels and
+    alerts have a series before the first event. Histograms are left alone: an
+    empty one would give every lane a NaN latency quantile."""
     for lane in lanes:
         for route in ROUTES:
             MISSIONS_DISPATCHED.labels(lane, route)
         for reason in FALLBACK_REASONS:
             FALLBACKS.labels(lane, reason)
-        WORKER_STREAMS.labels(lane).set(0)
+        for reason in REQUEUE_REASONS:
+            REQUEUES.labels(lane, reason)
+        for outcome in OUTCOMES:
+            MISSIONS_FINISHED.labels(lane, outcome)
+        for gauge in (WORKER_STREAMS, LANE_IN_FLIGHT, LANE_QUEUE_DEPTH, LANE_LIVE_SESSION):
+            gauge.labels(lane).set(0)
 
 
 def after_commit(effects: Effects) -> None:

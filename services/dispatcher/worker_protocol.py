@@ -18,6 +18,7 @@ from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.errors import DependencyUnavailable, FieldViolation, InvalidArgument, LeaseSuperseded
 from services.common.states import MissionState
 from services.common.timeutil import from_timestamp, to_duration
+from services.common.limits import MAX_WORKER_CAPACITY
 from services.common.validation import OWNER_MAX, check_text, check_vp_id
 from services.dispatcher import transitions
 from services.dispatcher.core import DispatcherCore
@@ -27,7 +28,7 @@ from services.dispatcher.worker_hub import WorkerConnection
 
 log = logging.getLogger(__name__)
 M = MissionState
-MAX_CAPACITY = 256
+MAX_CAPACITY = MAX_WORKER_CAPACITY
 
 
 def superseded(vp_id: str, epoch: int, current_epoch: int, current_owner: str) -> LeaseSuperseded:

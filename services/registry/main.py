@@ -15,7 +15,13 @@ from services.common.cli_config import (
     positive_float,
 )
 from services.common.clock import SystemClock
-from services.common.grpc_server import serve_until_signal, start_server
+from services.common.grpc_server import (
+    EXIT_CANNOT_LISTEN,
+    BindError,
+    add_drain_argument,
+    serve_until_signal,
+    start_server,
+)
 from services.common.logging_setup import configure_logging
 from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
@@ -51,6 +57,7 @@ def build_parser() -> EnvArgumentParser:
                             help="a new session's workspace_dir must be a directory under this root (the workers' "
                                  "--workspace-root)")
     add_metrics_argument(parser, env="VP_REGISTRY_METRICS_LISTEN", default=DEFAULT_METRICS)
+    add_drain_argument(parser)
     add_logging_arguments(parser)
     return parser
 
@@ -75,6 +82,7 @@ async def run(args) -> None:
         running,
         background=[lambda: run_sweeper(registry.sweep_once, settings.sweep_interval.total_seconds())],
         on_stop=lambda: asyncio.to_thread(store.close),
+        drain_window=args.drain_window,
     )
 
 
@@ -92,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"vp-registry: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except BindError as exc:
+        print(f"vp-registry: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     return 0
 
 

@@ -51,9 +51,16 @@ def leases_expired(vp_ids: Iterable[str]) -> None:
         LEASE_EXPIRATIONS.labels(vp_id).inc()
 
 
+def lane_known(vp_id: str) -> None:
+    """A lane's counters exist at 0 from the moment the registry knows the lane,
+    so rate() and alerts have a series before the first expiration."""
+    LEASE_EXPIRATIONS.labels(vp_id)
+
+
 def session_gauges(sessions: Iterable[SessionRecord], now: datetime, stale_after: timedelta) -> None:
     counts = dict.fromkeys(SessionStatus, 0)
     for session in sessions:
+        lane_known(session.vp_id)
         counts[assess(session, now, stale_after).effective_status] += 1
     for status, count in counts.items():
         SESSIONS.labels(status.value).set(count)

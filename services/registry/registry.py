@@ -89,6 +89,7 @@ class SessionRegistry:
 
         session, outcome, recovery = await self.store.arun(work)
         metrics_hooks.recovered(recovery)
+        metrics_hooks.lane_known(vp_id)
         return session, outcome
 
     async def renew(self, *, vp_id: str, owner: str, lease_epoch: int, ttl: timedelta | None = None) -> SessionRecord:

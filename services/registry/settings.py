@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-MIN_TTL = timedelta(seconds=1)
-MAX_TTL = timedelta(hours=1)
+from services.common.limits import MAX_LEASE_TTL as MAX_TTL
+from services.common.limits import MIN_LEASE_TTL as MIN_TTL
 
 
 @dataclass(frozen=True)

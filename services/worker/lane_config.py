@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.common import limits
 from services.common.validation import VP_ID_PATTERN
 from services.worker.agents.presets import AGENT_PRESETS, build_agent_executor, channel_hooks
 from services.worker.executors import EXECUTOR_KINDS, Executor, build_executor
 from services.common.guardrails import PathPolicy
 
-#: The registry accepts lease TTLs within this range (services/registry/settings.py).
-MIN_LEASE_TTL = 1.0
-MAX_LEASE_TTL = 3600.0
-MAX_CAPACITY = 1024
+#: The registry's and the dispatcher's limits (services/common/limits.py), in the units of the flags.
+MIN_LEASE_TTL = limits.MIN_LEASE_TTL.total_seconds()
+MAX_LEASE_TTL = limits.MAX_LEASE_TTL.total_seconds()
+MAX_CAPACITY = limits.MAX_WORKER_CAPACITY
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_DRAIN_TIMEOUT = 30.0
 #: Every executor a worker can run: the built-in kinds and the agent CLI presets.

@@ -37,14 +37,10 @@ from services.worker.lane_config import LaneConfig
 
 log = logging.getLogger("vp.worker.session")
 
-#: CHANNEL_OPTIONS (keepalive matched with the servers) plus a short gRPC
-#: reconnect backoff: by default a channel that failed to connect waits up to
-#: 120 s before trying again, which would defeat the worker's own ~2 s reconnect.
-WORKER_CHANNEL_OPTIONS: list[tuple[str, int]] = [
-    *CHANNEL_OPTIONS,
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-]
+#: The shared channel options: keepalive matched with the servers and a
+#: reconnect backoff bounded to about a second (grpc's default grows to 120 s,
+#: which would defeat the worker's own ~2 s reconnect).
+WORKER_CHANNEL_OPTIONS: list[tuple[str, int]] = list(CHANNEL_OPTIONS)
 
 #: Deadline of one registry call.
 CALL_TIMEOUT = 5.0

@@ -53,6 +53,13 @@ def test_sustained_failures_gate():
     assert take_snapshot(CODER, interleaved, window=20, gates=Gates()).gates["no_sustained_failures"]["passed"]
 
 
+def test_a_few_missions_are_not_enough_evidence_by_default():
+    few = take_snapshot(CODER, [mission(i) for i in range(4)], window=20, gates=Gates())
+    assert Gates().min_missions == 20
+    assert not few.passed and few.gates["enough_missions"] == {"passed": False, "value": 4, "limit": 20}
+    assert take_snapshot(CODER, [mission(i) for i in range(4)], window=20, gates=Gates(min_missions=4)).passed
+
+
 def test_empty_window_is_not_enough_evidence():
     snap = take_snapshot(CODER, [], window=20, gates=Gates())
     assert not snap.passed and snap.p95_latency_seconds is None
@@ -76,15 +83,20 @@ async def test_vpctl_rollout_snapshot_against_real_dispatcher(sqlite_url, tmp_pa
             worker.result(await worker.assignment())
             await worker.next("result_accepted")
         code, output = await vpctl(stack.dispatcher_address, "--vp-id", CODER, "--out", str(tmp_path))
+        assert code == 1 and "enough_missions" in output, output  # 4 of the default minimum 20
+        code, output = await vpctl(stack.dispatcher_address, "--vp-id", CODER, "--out", str(tmp_path),
+                                   "--min-missions", "4")
         assert code == 0, output
         snapshot = json.loads(output.splitlines()[0])
         assert snapshot["missions_considered"] == 4 and snapshot["fallback_rate"] == 0.0 and snapshot["passed"]
         for _ in range(2):  # no general worker: every mission falls back to the caller
             await dispatch(stack, vp_id=GENERAL, mission_type="task")
-        code, output = await vpctl(stack.dispatcher_address, "--vp-id", GENERAL, "--out", str(tmp_path))
+        code, output = await vpctl(stack.dispatcher_address, "--vp-id", GENERAL, "--out", str(tmp_path),
+                                   "--min-missions", "2")
         assert code == 1, output
         assert json.loads(output.splitlines()[0])["fallback_rate"] == 1.0
         rows = (tmp_path / "evidence.md").read_text().splitlines()
-        assert len(rows) == 4 and "PASS" in rows[2] and "FAIL: fallback_rate" in rows[3]
-        assert len(list(tmp_path.glob("snapshot-*.json"))) == 2
+        assert len(rows) == 5 and "FAIL: enough_missions" in rows[2] and "PASS" in rows[3]
+        assert "FAIL: fallback_rate" in rows[4]
+        assert len(list(tmp_path.glob("snapshot-*.json"))) == 3
         await worker.close()

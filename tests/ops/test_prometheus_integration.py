@@ -138,8 +138,13 @@ def test_recording_rules_hold_the_values_real_missions_imply(ops_stack, promethe
     assert 0 < p50[CODER] <= p95[CODER] < 5, (p50, p95)
 
     # The gauges behind the no-live-session alert: coder served, general not, nothing queued.
-    assert prometheus.query("vp_lane_live_session") == {CODER: 1.0, GENERAL: 0.0}
-    assert prometheus.query("vp_lane_queue_depth") == {CODER: 0.0, GENERAL: 0.0}
+    # Gauges are sampled: the dispatcher refreshes them every supervision tick
+    # (its load view may be up to a second old) and Prometheus scrapes every
+    # second, so a scrape taken while the last mission was still queued can be
+    # the latest sample for a moment. Wait for the state, then hold it.
+    gauges = {"vp_lane_live_session": {CODER: 1.0, GENERAL: 0.0}, "vp_lane_queue_depth": {CODER: 0.0, GENERAL: 0.0}}
+    prometheus.wait(lambda: all(prometheus.query(name) == want for name, want in gauges.items()),
+                    "the lane gauges to show the served, drained lanes")
 
     # Every rule loaded and evaluated without error, and no alert fires.
     groups = prometheus.get("/api/v1/rules")["data"]["groups"]

@@ -242,3 +242,29 @@ async def test_retried_transactions_count_once(sqlite_url, monkeypatch):
         # two results, the claims, the hello's reconcile at least).
         committed = [len(calls) for calls in attempts if calls]
         assert len(committed) >= 7 and set(committed) == {2}, attempts
+
+
+def test_lane_series_exist_at_zero_before_any_event(stack):
+    """rate() panels and alerts need a series to work on: every configured lane's
+    counters and gauges are on the first scrape at 0, and the registry's lease
+    expirations of a lane it knows are there at 0 before any lease expired."""
+    from services.common.telemetry.metrics import FALLBACK_REASONS, OUTCOMES, REQUEUE_REASONS, ROUTES
+
+    page = scrape(stack.dispatcher.metrics_url())
+    for lane in (CODER, GENERAL):
+        for reason in REQUEUE_REASONS:
+            assert page.value("vp_mission_requeues_total", lane=lane, reason=reason) == 0, (lane, reason)
+        for reason in FALLBACK_REASONS:
+            assert page.value("vp_mission_fallbacks_total", lane=lane, reason=reason) == 0, (lane, reason)
+        for route in ROUTES:
+            assert page.value("vp_missions_dispatched_total", lane=lane, route=route) == 0, (lane, route)
+        for outcome in OUTCOMES:
+            assert page.value("vp_missions_finished_total", lane=lane, outcome=outcome) == 0, (lane, outcome)
+        for gauge in ("vp_lane_in_flight", "vp_lane_queue_depth", "vp_lane_live_session", "vp_worker_streams"):
+            assert page.value(gauge, lane=lane) == 0, (gauge, lane)
+
+    registry_url = stack.registry.metrics_url()
+    assert scrape(registry_url).value("vp_lease_expirations_total", lane=CODER) is None  # not known yet
+    stack.start_worker(CODER, executor="noop")  # acquires the lane's lease
+    page = scrape(registry_url)
+    assert page.value("vp_lease_expirations_total", lane=CODER) == 0

@@ -105,3 +105,23 @@ def test_tracing_is_off_by_default():
         assert span is trace.INVALID_SPAN
     assert tracing.current_traceparent() == ("", "")
     assert tracing.outgoing_metadata() == []
+
+
+def test_standard_otel_resource_variables_win_over_the_code_default(traced_stack, monkeypatch):
+    """OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES set for one worker process name
+    its spans; the dispatcher, without them, keeps its default name."""
+    stack, trace_file = traced_stack
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "vp-worker-coder")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,service.namespace=vp")
+    stack.start_worker(CODER)  # inherits the environment above
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
+    vpctl_dispatch(stack, "--wait")
+    wait_until(lambda: by_name(spans(trace_file), "vp.finalize"), timeout=20, what="the worker's finalize span")
+    recorded = spans(trace_file)
+    (execute,) = by_name(recorded, "vp.execute")
+    assert execute["service"] == "vp-worker-coder"
+    assert execute["resource"]["deployment.environment"] == "ci" and execute["resource"]["service.namespace"] == "vp"
+    (dispatch,) = by_name(recorded, "vp.dispatch")
+    assert dispatch["service"] == "vp-dispatcher" and "deployment.environment" not in dispatch["resource"]
+    assert tracing.resource_for("vp-registry").attributes["service.name"] == "vp-registry"

@@ -55,3 +55,9 @@ RPC_DURATION = Histogram("vp_rpc_duration_seconds", "Server-side RPC latency, by
 FALLBACK_REASONS = ("disabled", "forced", "unhealthy", "over_capacity", "timed_out", "failed", "worker_lost",
                     "shadow")
 ROUTES = ("delegated", "shadow", "fallback")
+OUTCOMES = ("completed", "failed", "cancelled", "timed_out", "blocked")
+# Why a mission went back to the queue: a failed attempt with attempts left, a
+# worker gone (lease superseded / ended, run not reported after a restart), or a
+# failure routed to another lane ("fallback:<reason>").
+REQUEUE_REASONS = ("failed", "lease_superseded", "worker_lease_ended", "not_reported_by_worker",
+                   "fallback:failed", "fallback:timed_out", "fallback:worker_lost")

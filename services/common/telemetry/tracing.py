@@ -44,6 +44,7 @@ class JsonLinesSpanExporter:
             parent = span.parent
             lines.append(json.dumps({
                 "name": span.name, "service": span.resource.attributes.get("service.name", ""),
+                "resource": {k: v for k, v in span.resource.attributes.items() if isinstance(v, str)},
                 "trace_id": f"{span.context.trace_id:032x}", "span_id": f"{span.context.span_id:016x}",
                 "parent_span_id": f"{parent.span_id:016x}" if parent is not None else "",
                 "kind": span.kind.name, "attributes": dict(span.attributes or {}),
@@ -68,11 +69,10 @@ def configure_tracing(service_name: str, env: Mapping[str, str] | None = None) -
     trace_file = env.get("VP_TRACE_FILE", "").strip()
     if not trace_file and exporter_name in ("", "none"):
         return False
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(resource=resource_for(service_name))
     if trace_file:
         # Synchronous: a test reads the file as soon as the work is done.
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file)))
@@ -85,6 +85,15 @@ def configure_tracing(service_name: str, env: Mapping[str, str] | None = None) -
     trace.set_tracer_provider(provider)
     _enabled = True
     return True
+
+
+def resource_for(service_name: str):
+    """The process's resource: service_name is only the default. The standard
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win (Resource.create alone lets
+    the code's attributes override them, so two workers looked like one service)."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
+
+    return Resource.create({SERVICE_NAME: service_name}).merge(OTELResourceDetector().detect())
 
 
 def shutdown_tracing() -> None:

@@ -1,0 +1,43 @@
+"""Two servers never share a port: a second vp-registry or vp-dispatcher on a
+taken port exits at once with status 2 and a message naming the port, and the
+first one keeps serving every call (grpc's default SO_REUSEPORT would have let
+the kernel split connections between the two)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.grpc_server import EXIT_CANNOT_LISTEN
+from tests.support.processes import console_script
+
+
+def _second(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("service", ["registry", "dispatcher"])
+def test_a_second_server_on_a_taken_port_fails_naming_the_port(e2e, tmp_path, service):
+    first = e2e.registry_address if service == "registry" else e2e.dispatcher_address
+    argv = [console_script(f"vp-{service}"), "--listen", first, "--db", f"sqlite:///{tmp_path / 'other.db'}",
+            "--metrics-listen", "off"]
+    if service == "dispatcher":
+        argv += ["--registry", e2e.registry_address]
+
+    result = _second(argv)
+
+    assert result.returncode == EXIT_CANNOT_LISTEN, result
+    assert f"cannot listen on {first}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    # The first server still owns the port: every new connection reaches it.
+    for _ in range(5):
+        assert _serving(first)
