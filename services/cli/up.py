@@ -137,16 +137,19 @@ def run_up(args) -> int:
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    # One store file for the registry and the dispatcher: the registry's
+    # vp.session.* events land in the same event log StreamMissionEvents reads.
+    db = f"sqlite:///{data / 'vp.db'}"
     children: list[Child] = []
     try:
         for address in (registry, dispatcher):
             _check_free(address)
         children.append(_spawn("registry", "services.registry.main", "--listen", registry,
-                               "--db", f"sqlite:///{data / 'registry.db'}", "--metrics-listen", metrics[0],
+                               "--db", db, "--metrics-listen", metrics[0],
                                "--workspace-root", str(data / "workspaces"), "--drain-window", "0"))
         _wait_healthy(registry, "vp.v1.SessionRegistry", children[-1])
         children.append(_spawn("dispatcher", "services.dispatcher.main", "--listen", dispatcher,
-                               "--db", f"sqlite:///{data / 'dispatcher.db'}", "--registry", registry,
+                               "--db", db, "--registry", registry,
                                "--allowed-roots", str(data / "handoff"), "--metrics-listen", metrics[1],
                                "--drain-window", "0"))
         _wait_healthy(dispatcher, "vp.v1.MissionControl", children[-1])

@@ -29,6 +29,7 @@ from services.common.grpc_server import (
 from services.common.logging_setup import configure_logging
 from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
+from services.common.store.engine import SHARED_DEFAULT_DB
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.dispatcher.core import DispatcherCore
 from services.dispatcher.registry_client import RegistryClient
@@ -41,7 +42,7 @@ from services.dispatcher.supervision import Supervisor
 from services.dispatcher.worker_protocol import WorkerProtocol
 
 log = logging.getLogger("vp.dispatcher")
-DEFAULT_DB = "sqlite:///.vp/dispatcher.db"
+DEFAULT_DB = SHARED_DEFAULT_DB
 DEFAULT_METRICS = f"{DEFAULT_HOST}:9102"
 #: Unary calls that may block for minutes: a drain ends them with DRAINING (streams always do).
 LONG_UNARY_METHODS = ("/vp.v1.MissionControl/WaitMission",)

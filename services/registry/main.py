@@ -25,6 +25,7 @@ from services.common.grpc_server import (
 from services.common.logging_setup import configure_logging
 from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
+from services.common.store.engine import SHARED_DEFAULT_DB
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.registry.registry import SessionRegistry
 from services.registry.servicer import SessionRegistryServicer, add_to_server
@@ -33,7 +34,7 @@ from services.registry.sweeper import run_sweeper
 from services.registry.workspaces import normalized_root
 
 log = logging.getLogger("vp.registry")
-DEFAULT_DB = "sqlite:///.vp/registry.db"
+DEFAULT_DB = SHARED_DEFAULT_DB
 DEFAULT_METRICS = f"{DEFAULT_HOST}:9101"
 DEFAULT_WORKSPACE_ROOT = ".vp/workspaces"  # the worker's default too
 

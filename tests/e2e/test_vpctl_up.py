@@ -4,7 +4,9 @@ Ctrl-C (SIGINT) stops every process cleanly."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -14,8 +16,9 @@ from tests.support.processes import ServiceProcess, console_script
 
 def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
     data = tmp_path / "data"
+    dispatcher = f"127.0.0.1:{free_port()}"
     up = ServiceProcess([console_script("vpctl"), "--registry", f"127.0.0.1:{free_port()}", "--dispatcher",
-                         f"127.0.0.1:{free_port()}", "up", "--data-dir", str(data), "--metrics-base-port", "0"])
+                         dispatcher, "up", "--data-dir", str(data), "--metrics-base-port", "0"])
     try:
         up.wait_for_line(r"VP Mission Control is up", timeout=60)
         done = up.wait_for_line(r"demo mission COMPLETED; artifacts in (\S+)", timeout=60)
@@ -24,6 +27,13 @@ def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
         assert (mission_dir / "result.md").exists() and (mission_dir / "sync_ready.json").exists()
         assert (data / "workspaces" / "vp.general.primary" / "journal.md").exists()
         up.wait_for_line(r"Press Ctrl-C to stop", timeout=10)
+        # The registry's session events are on the dispatcher's event stream (one store file).
+        events = subprocess.run([console_script("vpctl"), "--dispatcher", dispatcher, "--json", "events",
+                                 "--type", "vp.session.created"], capture_output=True, text=True, timeout=60)
+        assert events.returncode == 0, events.stderr
+        acquired = {json.loads(line)["vp_id"] for line in events.stdout.splitlines()}
+        assert acquired == {"vp.coder.primary", "vp.general.primary"}, events.stdout
+        assert sorted(p.name for p in data.glob("*.db")) == ["vp.db"]
         assert up.output.count("metrics on http://127.0.0.1:") == 4  # registry, dispatcher, both workers
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(40) == 0, up.output

@@ -18,6 +18,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
 BUSY_TIMEOUT_MS = 5000
+# The registry and the dispatcher share one store by default (as in compose,
+# where both use one PostgreSQL database): the registry's vp.session.* events
+# then reach StreamMissionEvents, which reads the one event log.
+SHARED_DEFAULT_DB = "sqlite:///.vp/vp.db"
 # Execution option a read-only transaction sets on its Connection.
 READ_ONLY_OPTION = "vp_read_only"
 
