@@ -149,7 +149,7 @@ async def cmd_get(args, ctx: Context) -> int:
 async def cmd_list(args, ctx: Context) -> int:
     missions = [m async for m in ctx.mission_control.list(
         vp_id=args.vp_id or "", states=args.state or (), source_session_id=args.source_session or "",
-        limit=args.limit)]
+        limit=args.limit, newest_first=not args.oldest_first)]
     ctx.out.missions(missions)
     return exit_codes.OK
 

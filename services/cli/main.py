@@ -150,13 +150,14 @@ def build_parser() -> EnvArgumentParser:
     p = command("get", "show one mission")
     p.add_argument("mission_id", metavar="MISSION_ID")
 
-    p = command("list", "list missions")
+    p = command("list", "list missions, newest first")
     p.add_argument("--vp-id", help="only this lane")
     p.add_argument("--state", action="append", metavar="STATE",
                    help="only this state (repeatable): queued, running, blocked, completed, failed, cancelled, "
                         "timed_out")
     p.add_argument("--source-session", metavar="SESSION_ID", help="only missions from this session")
-    p.add_argument("--limit", type=_positive_int, help="at most this many")
+    p.add_argument("--limit", type=_positive_int, help="at most this many (the newest)")
+    p.add_argument("--oldest-first", action="store_true", help="oldest first (default: newest first)")
 
     p = command("wait", "wait until a mission ends; exit 0 only if it COMPLETED")
     p.add_argument("mission_id", metavar="MISSION_ID")

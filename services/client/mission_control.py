@@ -178,15 +178,19 @@ class MissionControlClient(GrpcClient):
         source_session_id: str = "",
         page_size: int = 0,
         limit: int | None = None,
+        newest_first: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[mission_pb2.Mission]:
-        """Every matching mission, across all pages (at most ``limit``)."""
+        """Every matching mission, across all pages (at most ``limit``), oldest
+        first or with ``newest_first`` newest first."""
         try:
             state_values = [parse_mission_state(s) for s in states]
         except ValueError as exc:
             raise invalid_argument("states", str(exc)) from None
         request = pb.ListMissionsRequest(vp_id=vp_id, states=state_values, source_session_id=source_session_id,
-                                         page_size=page_size)
+                                         page_size=page_size,
+                                         order=enums_pb2.LIST_ORDER_NEWEST_FIRST if newest_first else
+                                         enums_pb2.LIST_ORDER_OLDEST_FIRST)
         async for mission in self._paged("ListMissions", self.stub.ListMissions, request, "missions", limit=limit,
                                          timeout=timeout):
             yield mission

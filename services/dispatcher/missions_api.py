@@ -82,15 +82,16 @@ class MissionsApi:
         return record
 
     async def list(self, *, vp_id: str, states: Sequence[MissionState], source_session_id: str, page_size: int,
-                   page_token: str) -> tuple[list[MissionRecord], str]:
+                   page_token: str, newest_first: bool = False) -> tuple[list[MissionRecord], str]:
         if not 0 <= page_size <= MAX_PAGE:
             raise InvalidArgument(FieldViolation("page_size", f"must be within 0..{MAX_PAGE}"))
         limit = page_size or 100
-        after = _decode_token(page_token)
+        after = _decode_token(page_token, newest_first)
         rows = await self.store.aread(lambda tx: tx.list_missions(
-            vp_id=vp_id, states=states, source_session_id=source_session_id, after=after, limit=limit + 1))
+            vp_id=vp_id, states=states, source_session_id=source_session_id, after=after, limit=limit + 1,
+            newest_first=newest_first))
         page = rows[:limit]
-        token = _encode_token(page[-1]) if len(rows) > limit else ""
+        token = _encode_token(page[-1], newest_first) if len(rows) > limit else ""
         return page, token
 
     async def wait(self, mission_id: str, timeout: timedelta) -> tuple[MissionRecord, bool]:
@@ -216,16 +217,24 @@ def _shadow(decision: RoutingDecision) -> RoutingDecision:
                    fallback_target=None, provenance=f"shadow copy on {decision.shadow_lane}")
 
 
-def _encode_token(record: MissionRecord) -> str:
-    raw = json.dumps([record.created_at.isoformat(), record.mission_id])
+def _encode_token(record: MissionRecord, newest_first: bool) -> str:
+    position = [record.created_at.isoformat(), record.mission_id]
+    raw = json.dumps([*position, "desc"] if newest_first else position)
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_token(token: str):
+def _decode_token(token: str, newest_first: bool):
+    """The keyset position in a page token; a token of the other order is refused
+    (it would silently skip or repeat missions)."""
     if not token:
         return None
     try:
-        created, mission_id = json.loads(base64.b64decode(token.encode(), altchars=b"-_", validate=True))
-        return datetime.fromisoformat(created), mission_id
+        fields = json.loads(base64.b64decode(token.encode(), altchars=b"-_", validate=True))
+        created, mission_id = fields[:2]
+        descending = fields[2:] == ["desc"]
+        position = datetime.fromisoformat(created), mission_id
     except (ValueError, TypeError, UnicodeDecodeError):
         raise InvalidArgument(FieldViolation("page_token", "not a token from a previous response")) from None
+    if descending != newest_first or len(fields) > 3:
+        raise InvalidArgument(FieldViolation("page_token", "from a listing in another order"))
+    return position

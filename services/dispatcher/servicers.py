@@ -10,6 +10,7 @@ from grpc_status import rpc_status
 
 from opentelemetry.trace import SpanKind
 
+from services.common.contracts.vp.v1 import enums_pb2
 from services.common.contracts.vp.v1 import mission_control_service_pb2 as mc_pb
 from services.common.contracts.vp.v1 import mission_control_service_pb2_grpc as mc_grpc
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
@@ -49,9 +50,12 @@ class MissionControlServicer(mc_grpc.MissionControlServicer):
             if value not in PROTO_TO_STATE:
                 raise InvalidArgument(FieldViolation("states", f"unknown or unspecified MissionState {value}"))
             states.append(PROTO_TO_STATE[value])
+        if request.order not in enums_pb2.ListOrder.values():
+            raise InvalidArgument(FieldViolation("order", f"unknown ListOrder {request.order}"))
         records, token = await self.api.list(vp_id=request.vp_id, states=states,
                                              source_session_id=request.source_session_id,
-                                             page_size=request.page_size, page_token=request.page_token)
+                                             page_size=request.page_size, page_token=request.page_token,
+                                             newest_first=request.order == enums_pb2.LIST_ORDER_NEWEST_FIRST)
         return mc_pb.ListMissionsResponse(missions=[mission_to_proto(r) for r in records], next_page_token=token)
 
     async def WaitMission(self, request, context):

@@ -176,7 +176,7 @@ def test_list_get_json_and_human(fake_thread):
     listed = vpctl("list", "--json", "--state", "queued", "--limit", "2", server=fake_thread)
     assert listed.returncode == 0
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert [r["envelope"]["mission_id"] for r in rows] == ["m-0001", "m-0002"]
+    assert [r["envelope"]["mission_id"] for r in rows] == ["m-0003", "m-0002"]  # newest first
     human = vpctl("list", "--vp-id", "vp.coder.primary", server=fake_thread)
     assert human.stdout.splitlines()[0].split()[:3] == ["MISSION", "VP", "STATE"]
     assert len(human.stdout.splitlines()) == 4

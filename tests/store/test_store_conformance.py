@@ -191,6 +191,17 @@ def test_list_missions_pages_by_created_at_then_id_with_filters(store):
     assert pages(states=[Q, B]) == ["m-f", "m-d", "m-e", "m-a"]
     assert pages(source_session_id="src-2") == ["m-d", "m-a"]
     assert pages(vp_id="vp-1", states=[Q], source_session_id="src-2") == ["m-d"]
+    def newest(**filters):
+        seen, after = [], None
+        while True:
+            page = store.read(lambda tx: tx.list_missions(after=after, limit=2, newest_first=True, **filters))
+            seen += [m.mission_id for m in page]
+            if len(page) < 2:
+                return seen
+            after = (page[-1].created_at, page[-1].mission_id)
+
+    assert newest() == ["m-a", "m-e", "m-d", "m-c", "m-b", "m-f"]
+    assert newest(vp_id="vp-1", states=[Q, B, C]) == ["m-e", "m-d", "m-c", "m-f"]
     # A page cursor given in another zone is the same instant.
     after = (at(1).astimezone(NEW_YORK), "m-c")
     assert [m.mission_id for m in store.read(lambda tx: tx.list_missions(after=after))] == ["m-d", "m-e", "m-a"]

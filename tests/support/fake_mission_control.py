@@ -218,6 +218,8 @@ class FakeMissionControl(pb_grpc.MissionControlServicer):
                  if (not request.vp_id or m.envelope.vp_id == request.vp_id)
                  and (not request.states or m.state in request.states)
                  and (not request.source_session_id or m.envelope.source.session_id == request.source_session_id)]
+        if request.order == enums.LIST_ORDER_NEWEST_FIRST:
+            found.reverse()
         size = request.page_size or 100
         start = int(request.page_token or 0)
         page = found[start:start + size]

@@ -54,8 +54,10 @@ class Tx(Protocol):
         source_session_id: str = "",
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> list[MissionRecord]:
-        """Ordered by (created_at, mission_id); keyset pagination with after."""
+        """Ordered by (created_at, mission_id) (descending with newest_first);
+        keyset pagination with after."""
         ...
 
     def next_queued(self, lane: str, limit: int) -> list[MissionRecord]:

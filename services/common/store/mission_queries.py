@@ -96,10 +96,13 @@ class MissionQueries(TxBase):
         source_session_id: str = "",
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> list[MissionRecord]:
-        """Ordered by (created_at, mission_id); keyset pagination with after,
-        the (created_at, mission_id) of the last mission of the previous page."""
-        query = select(t).order_by(*_LISTING_ORDER).limit(check_limit(limit))
+        """Ordered by (created_at, mission_id), descending with newest_first;
+        keyset pagination with after, the (created_at, mission_id) of the last
+        mission of the previous page."""
+        order = [c.desc() for c in _LISTING_ORDER] if newest_first else list(_LISTING_ORDER)
+        query = select(t).order_by(*order).limit(check_limit(limit))
         if vp_id:
             query = query.where(t.c.vp_id == vp_id)
         if states:
@@ -108,9 +111,12 @@ class MissionQueries(TxBase):
             query = query.where(t.c.source_session_id == source_session_id)
         if after is not None:
             created_at, mission_id = after
-            query = query.where(
-                or_(t.c.created_at > created_at, and_(t.c.created_at == created_at, t.c.mission_id > mission_id))
-            )
+            if newest_first:
+                query = query.where(or_(t.c.created_at < created_at,
+                                        and_(t.c.created_at == created_at, t.c.mission_id < mission_id)))
+            else:
+                query = query.where(or_(t.c.created_at > created_at,
+                                        and_(t.c.created_at == created_at, t.c.mission_id > mission_id)))
         return self._records(query)
 
     def next_queued(self, lane: str, limit: int) -> list[MissionRecord]:

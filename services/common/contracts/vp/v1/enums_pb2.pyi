@@ -86,6 +86,12 @@ class BlockedReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BLOCKED_REASON_UNSPECIFIED: _ClassVar[BlockedReason]
     BLOCKED_REASON_INPUT_REQUIRED: _ClassVar[BlockedReason]
     BLOCKED_REASON_BUDGET_EXCEEDED: _ClassVar[BlockedReason]
+
+class ListOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIST_ORDER_UNSPECIFIED: _ClassVar[ListOrder]
+    LIST_ORDER_OLDEST_FIRST: _ClassVar[ListOrder]
+    LIST_ORDER_NEWEST_FIRST: _ClassVar[ListOrder]
 MISSION_STATE_UNSPECIFIED: MissionState
 MISSION_STATE_QUEUED: MissionState
 MISSION_STATE_RUNNING: MissionState
@@ -142,3 +148,6 @@ ERROR_REASON_MISSION_NOT_BLOCKED: ErrorReason
 BLOCKED_REASON_UNSPECIFIED: BlockedReason
 BLOCKED_REASON_INPUT_REQUIRED: BlockedReason
 BLOCKED_REASON_BUDGET_EXCEEDED: BlockedReason
+LIST_ORDER_UNSPECIFIED: ListOrder
+LIST_ORDER_OLDEST_FIRST: ListOrder
+LIST_ORDER_NEWEST_FIRST: ListOrder

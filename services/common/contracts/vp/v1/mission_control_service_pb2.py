@@ -28,7 +28,7 @@ from services.common.contracts.vp.v1 import event_pb2 as vp_dot_v1_dot_event__pb
 from services.common.contracts.vp.v1 import mission_pb2 as vp_dot_v1_dot_mission__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#vp/v1/mission_control_service.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x11vp/v1/enums.proto\x1a\x11vp/v1/event.proto\x1a\x13vp/v1/mission.proto\"B\n\x16\x44ispatchMissionRequest\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.vp.v1.MissionEnvelope\"m\n\x17\x44ispatchMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x1b\n\x05route\x18\x02 \x01(\x0b\x32\x0c.vp.v1.Route\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\'\n\x11GetMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"5\n\x12GetMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\x8b\x01\n\x13ListMissionsRequest\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.vp.v1.MissionState\x12\x19\n\x11source_session_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Q\n\x14ListMissionsResponse\x12 \n\x08missions\x18\x01 \x03(\x0b\x32\x0e.vp.v1.Mission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x12WaitMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x13WaitMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x11\n\ttimed_out\x18\x02 \x01(\x08\":\n\x14\x43\x61ncelMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x15\x43\x61ncelMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\x8e\x01\n\x1aStreamMissionEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\x03\x12\x10\n\x08\x63onsumer\x18\x02 \x01(\t\x12\x12\n\nmission_id\x18\x03 \x01(\t\x12\r\n\x05vp_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x05 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"A\n\x1bStreamMissionEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.vp.v1.MissionEvent\">\n\x18\x43ommitEventCursorRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"?\n\x19\x43ommitEventCursorResponse\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"R\n\x1aReadResultArtifactsRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nchunk_size\x18\x03 \x01(\x05\"d\n\x1bReadResultArtifactsResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"Y\n\x14ResumeMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x1d\n\x06\x62udget\x18\x03 \x01(\x0b\x32\r.vp.v1.Budget\"8\n\x15ResumeMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission2\xe4\x05\n\x0eMissionControl\x12P\n\x0f\x44ispatchMission\x12\x1d.vp.v1.DispatchMissionRequest\x1a\x1e.vp.v1.DispatchMissionResponse\x12\x41\n\nGetMission\x12\x18.vp.v1.GetMissionRequest\x1a\x19.vp.v1.GetMissionResponse\x12G\n\x0cListMissions\x12\x1a.vp.v1.ListMissionsRequest\x1a\x1b.vp.v1.ListMissionsResponse\x12\x44\n\x0bWaitMission\x12\x19.vp.v1.WaitMissionRequest\x1a\x1a.vp.v1.WaitMissionResponse\x12J\n\rCancelMission\x12\x1b.vp.v1.CancelMissionRequest\x1a\x1c.vp.v1.CancelMissionResponse\x12^\n\x13StreamMissionEvents\x12!.vp.v1.StreamMissionEventsRequest\x1a\".vp.v1.StreamMissionEventsResponse0\x01\x12V\n\x11\x43ommitEventCursor\x12\x1f.vp.v1.CommitEventCursorRequest\x1a .vp.v1.CommitEventCursorResponse\x12^\n\x13ReadResultArtifacts\x12!.vp.v1.ReadResultArtifactsRequest\x1a\".vp.v1.ReadResultArtifactsResponse0\x01\x12J\n\rResumeMission\x12\x1b.vp.v1.ResumeMissionRequest\x1a\x1c.vp.v1.ResumeMissionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#vp/v1/mission_control_service.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x11vp/v1/enums.proto\x1a\x11vp/v1/event.proto\x1a\x13vp/v1/mission.proto\"B\n\x16\x44ispatchMissionRequest\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.vp.v1.MissionEnvelope\"m\n\x17\x44ispatchMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x1b\n\x05route\x18\x02 \x01(\x0b\x32\x0c.vp.v1.Route\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\'\n\x11GetMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"5\n\x12GetMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\xac\x01\n\x13ListMissionsRequest\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.vp.v1.MissionState\x12\x19\n\x11source_session_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x1f\n\x05order\x18\x06 \x01(\x0e\x32\x10.vp.v1.ListOrder\"Q\n\x14ListMissionsResponse\x12 \n\x08missions\x18\x01 \x03(\x0b\x32\x0e.vp.v1.Mission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x12WaitMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x13WaitMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x11\n\ttimed_out\x18\x02 \x01(\x08\":\n\x14\x43\x61ncelMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x15\x43\x61ncelMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\x8e\x01\n\x1aStreamMissionEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\x03\x12\x10\n\x08\x63onsumer\x18\x02 \x01(\t\x12\x12\n\nmission_id\x18\x03 \x01(\t\x12\r\n\x05vp_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x05 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"A\n\x1bStreamMissionEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.vp.v1.MissionEvent\">\n\x18\x43ommitEventCursorRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"?\n\x19\x43ommitEventCursorResponse\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"R\n\x1aReadResultArtifactsRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nchunk_size\x18\x03 \x01(\x05\"d\n\x1bReadResultArtifactsResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"Y\n\x14ResumeMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x1d\n\x06\x62udget\x18\x03 \x01(\x0b\x32\r.vp.v1.Budget\"8\n\x15ResumeMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission2\xe4\x05\n\x0eMissionControl\x12P\n\x0f\x44ispatchMission\x12\x1d.vp.v1.DispatchMissionRequest\x1a\x1e.vp.v1.DispatchMissionResponse\x12\x41\n\nGetMission\x12\x18.vp.v1.GetMissionRequest\x1a\x19.vp.v1.GetMissionResponse\x12G\n\x0cListMissions\x12\x1a.vp.v1.ListMissionsRequest\x1a\x1b.vp.v1.ListMissionsResponse\x12\x44\n\x0bWaitMission\x12\x19.vp.v1.WaitMissionRequest\x1a\x1a.vp.v1.WaitMissionResponse\x12J\n\rCancelMission\x12\x1b.vp.v1.CancelMissionRequest\x1a\x1c.vp.v1.CancelMissionResponse\x12^\n\x13StreamMissionEvents\x12!.vp.v1.StreamMissionEventsRequest\x1a\".vp.v1.StreamMissionEventsResponse0\x01\x12V\n\x11\x43ommitEventCursor\x12\x1f.vp.v1.CommitEventCursorRequest\x1a .vp.v1.CommitEventCursorResponse\x12^\n\x13ReadResultArtifacts\x12!.vp.v1.ReadResultArtifactsRequest\x1a\".vp.v1.ReadResultArtifactsResponse0\x01\x12J\n\rResumeMission\x12\x1b.vp.v1.ResumeMissionRequest\x1a\x1c.vp.v1.ResumeMissionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,33 +44,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMISSIONRESPONSE']._serialized_start=357
   _globals['_GETMISSIONRESPONSE']._serialized_end=410
   _globals['_LISTMISSIONSREQUEST']._serialized_start=413
-  _globals['_LISTMISSIONSREQUEST']._serialized_end=552
-  _globals['_LISTMISSIONSRESPONSE']._serialized_start=554
-  _globals['_LISTMISSIONSRESPONSE']._serialized_end=635
-  _globals['_WAITMISSIONREQUEST']._serialized_start=637
-  _globals['_WAITMISSIONREQUEST']._serialized_end=721
-  _globals['_WAITMISSIONRESPONSE']._serialized_start=723
-  _globals['_WAITMISSIONRESPONSE']._serialized_end=796
-  _globals['_CANCELMISSIONREQUEST']._serialized_start=798
-  _globals['_CANCELMISSIONREQUEST']._serialized_end=856
-  _globals['_CANCELMISSIONRESPONSE']._serialized_start=858
-  _globals['_CANCELMISSIONRESPONSE']._serialized_end=914
-  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_start=917
-  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_end=1059
-  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_start=1061
-  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_end=1126
-  _globals['_COMMITEVENTCURSORREQUEST']._serialized_start=1128
-  _globals['_COMMITEVENTCURSORREQUEST']._serialized_end=1190
-  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_start=1192
-  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_end=1255
-  _globals['_READRESULTARTIFACTSREQUEST']._serialized_start=1257
-  _globals['_READRESULTARTIFACTSREQUEST']._serialized_end=1339
-  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_start=1341
-  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_end=1441
-  _globals['_RESUMEMISSIONREQUEST']._serialized_start=1443
-  _globals['_RESUMEMISSIONREQUEST']._serialized_end=1532
-  _globals['_RESUMEMISSIONRESPONSE']._serialized_start=1534
-  _globals['_RESUMEMISSIONRESPONSE']._serialized_end=1590
-  _globals['_MISSIONCONTROL']._serialized_start=1593
-  _globals['_MISSIONCONTROL']._serialized_end=2333
+  _globals['_LISTMISSIONSREQUEST']._serialized_end=585
+  _globals['_LISTMISSIONSRESPONSE']._serialized_start=587
+  _globals['_LISTMISSIONSRESPONSE']._serialized_end=668
+  _globals['_WAITMISSIONREQUEST']._serialized_start=670
+  _globals['_WAITMISSIONREQUEST']._serialized_end=754
+  _globals['_WAITMISSIONRESPONSE']._serialized_start=756
+  _globals['_WAITMISSIONRESPONSE']._serialized_end=829
+  _globals['_CANCELMISSIONREQUEST']._serialized_start=831
+  _globals['_CANCELMISSIONREQUEST']._serialized_end=889
+  _globals['_CANCELMISSIONRESPONSE']._serialized_start=891
+  _globals['_CANCELMISSIONRESPONSE']._serialized_end=947
+  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_start=950
+  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_end=1092
+  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_start=1094
+  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_end=1159
+  _globals['_COMMITEVENTCURSORREQUEST']._serialized_start=1161
+  _globals['_COMMITEVENTCURSORREQUEST']._serialized_end=1223
+  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_start=1225
+  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_end=1288
+  _globals['_READRESULTARTIFACTSREQUEST']._serialized_start=1290
+  _globals['_READRESULTARTIFACTSREQUEST']._serialized_end=1372
+  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_start=1374
+  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_end=1474
+  _globals['_RESUMEMISSIONREQUEST']._serialized_start=1476
+  _globals['_RESUMEMISSIONREQUEST']._serialized_end=1565
+  _globals['_RESUMEMISSIONRESPONSE']._serialized_start=1567
+  _globals['_RESUMEMISSIONRESPONSE']._serialized_end=1623
+  _globals['_MISSIONCONTROL']._serialized_start=1626
+  _globals['_MISSIONCONTROL']._serialized_end=2366
 # @@protoc_insertion_point(module_scope)

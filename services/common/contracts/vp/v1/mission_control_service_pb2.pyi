@@ -41,18 +41,20 @@ class GetMissionResponse(_message.Message):
     def __init__(self, mission: _Optional[_Union[_mission_pb2.Mission, _Mapping]] = ...) -> None: ...
 
 class ListMissionsRequest(_message.Message):
-    __slots__ = ("vp_id", "states", "source_session_id", "page_size", "page_token")
+    __slots__ = ("vp_id", "states", "source_session_id", "page_size", "page_token", "order")
     VP_ID_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
     vp_id: str
     states: _containers.RepeatedScalarFieldContainer[_enums_pb2.MissionState]
     source_session_id: str
     page_size: int
     page_token: str
-    def __init__(self, vp_id: _Optional[str] = ..., states: _Optional[_Iterable[_Union[_enums_pb2.MissionState, str]]] = ..., source_session_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    order: _enums_pb2.ListOrder
+    def __init__(self, vp_id: _Optional[str] = ..., states: _Optional[_Iterable[_Union[_enums_pb2.MissionState, str]]] = ..., source_session_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., order: _Optional[_Union[_enums_pb2.ListOrder, str]] = ...) -> None: ...
 
 class ListMissionsResponse(_message.Message):
     __slots__ = ("missions", "next_page_token")
