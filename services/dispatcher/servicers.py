@@ -93,9 +93,10 @@ class MissionControlServicer(mc_grpc.MissionControlServicer):
 
 
 class WorkerChannelServicer(wc_grpc.WorkerChannelServicer):
-    """One bidirectional stream per worker. Incoming messages are handled in
-    order by a reader task; outgoing ones flow through the connection's outbox,
-    which also carries the status that ends the stream."""
+    """One bidirectional stream per worker. Incoming messages are read by a
+    reader task: heartbeats are handled on their own, everything else in order;
+    outgoing ones flow through the connection's outbox, which also carries the
+    status that ends the stream."""
 
     def __init__(self, protocol: WorkerProtocol) -> None:
         self.protocol = protocol
@@ -127,25 +128,96 @@ class WorkerChannelServicer(wc_grpc.WorkerChannelServicer):
             log.info("worker %s stream closed", connection.owner, extra={"vp_id": connection.vp_id})
 
     async def _read(self, connection, request_iterator) -> None:
+        """Read the worker's messages as fast as they come. Heartbeats go to their
+        own task (only the newest one waiting counts), so a renewal never waits for
+        the store transactions of the results and progress read before it; every
+        other message is handled in order by a second task."""
         handlers = {
-            "heartbeat": self.protocol.heartbeat, "started": self.protocol.started,
-            "progress": self.protocol.progress, "result": self.protocol.result, "draining": self.protocol.draining,
+            "started": self.protocol.started, "progress": self.protocol.progress, "result": self.protocol.result,
+            "draining": self.protocol.draining, "hand_back": self.protocol.hand_back,
         }
+        ordered: asyncio.Queue = asyncio.Queue(maxsize=ORDERED_BACKLOG)
+        beats = _Newest()
+        in_order = asyncio.create_task(self._handle_in_order(connection, ordered))
+        renewing = asyncio.create_task(self._handle_heartbeats(connection, beats))
         try:
             async for message in request_iterator:
                 kind = message.WhichOneof("message")
+                if kind == "heartbeat":
+                    beats.put(message.heartbeat)
+                    continue
                 handler = handlers.get(kind)
                 if handler is None:
                     raise InvalidArgument(FieldViolation("message", f"unexpected {kind!r} after hello"))
-                await handler(connection, getattr(message, kind))
+                await ordered.put((handler, getattr(message, kind)))
+            await ordered.put(None)
+            await in_order
             connection.end()
         except asyncio.CancelledError:
             raise
         except VpError as error:
             connection.end(error)
         except Exception:
+            if connection.closed:
+                return  # the stream was ended (and aborted) from our side: reading just stops
             log.exception("worker stream handler failed", extra={"vp_id": connection.vp_id})
             connection.end(VpError(internal_status().message))
+        finally:
+            in_order.cancel()
+            renewing.cancel()
+
+    @staticmethod
+    async def _handle_in_order(connection, ordered: asyncio.Queue) -> None:
+        while True:
+            item = await ordered.get()
+            if item is None:
+                return
+            handler, payload = item
+            if not await _guarded(connection, handler, payload):
+                return
+
+    async def _handle_heartbeats(self, connection, beats: "_Newest") -> None:
+        while True:
+            beat = await beats.get()
+            if not await _guarded(connection, self.protocol.heartbeat, beat):
+                return
+
+
+#: Messages read ahead of their (in-order) handling; beyond it reading waits.
+ORDERED_BACKLOG = 4096
+
+
+class _Newest:
+    """A one-slot mailbox that keeps only the newest item."""
+
+    def __init__(self) -> None:
+        self._item = None
+        self._ready = asyncio.Event()
+
+    def put(self, item) -> None:
+        self._item = item
+        self._ready.set()
+
+    async def get(self):
+        await self._ready.wait()
+        self._ready.clear()
+        item, self._item = self._item, None
+        return item
+
+
+async def _guarded(connection, handler, payload) -> bool:
+    """Run one handler; a failure ends the stream (with its status). False then."""
+    try:
+        await handler(connection, payload)
+        return True
+    except asyncio.CancelledError:
+        raise
+    except VpError as error:
+        connection.end(error)
+    except Exception:
+        log.exception("worker stream handler failed", extra={"vp_id": connection.vp_id})
+        connection.end(VpError(internal_status().message))
+    return False
 
 
 async def _abort(context, error: VpError):

@@ -1,5 +1,6 @@
 """The dispatcher's slow safety net (every supervise_interval, off the hot path):
-deadlines, runs whose worker lease ended, runs a worker stopped reporting, and
+streams whose lease expired without a heartbeat (liveness.py), deadlines, runs
+whose worker lease ended, runs a worker stopped reporting, and
 queued work that no push reached (e.g. dispatched through another replica).
 At start it also reconciles RUNNING missions left by a previous process."""
 
@@ -10,7 +11,7 @@ import logging
 from collections import defaultdict
 
 from services.common.states import MissionState
-from services.dispatcher import transitions
+from services.dispatcher import liveness, transitions
 from services.dispatcher.core import DispatcherCore
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ class Supervisor:
         self.store = core.store
 
     async def tick(self) -> None:
+        # First: a silent stream's runs are then recovered by this same pass.
+        if liveness.end_silent_streams(self.core.hub, self.core.clock.now()):
+            self.core.streams_changed()
         await self.expire_deadlines()
         await self.recover_lost_runs(reconciling=False)
         await self.requeue_unreported()

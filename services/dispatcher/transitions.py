@@ -214,6 +214,27 @@ def result(tx: Tx, mission_id: str, *, owner: str, lease_epoch: int, attempt: in
                 **errors), effects
 
 
+def give_back(tx: Tx, mission_id: str, *, owner: str, lease_epoch: int, attempt: int, reason: str,
+              now: datetime) -> tuple[MissionRecord | None, Effects]:
+    """A worker hands its run back (MissionHandBack, sent by a draining worker
+    once the run's processes are gone): the mission is queued again at once,
+    with the same attempt number, so the hand-back uses no attempt. After a
+    cancel request it ends CANCELLED instead. A stale or repeated hand-back
+    changes nothing."""
+    effects = Effects()
+    record = _locked(tx, mission_id)
+    if not owns(record, owner=owner, lease_epoch=lease_epoch, attempt=attempt):
+        return record, effects
+    why = f"handed_back:{reason or 'UNSPECIFIED'}"
+    if record.cancel_requested:
+        return step(tx, record, "give_back", M.CANCELLED, now, effects,
+                    event_payload={"reason": f"{why}; cancel requested"}), effects
+    effects.requeues.append((lane_of(record), "handed_back"))
+    return step(tx, record, "give_back", M.QUEUED, now, effects, queue_wait_seconds=None, run_id="",
+                worker_owner="", lease_epoch=0, started_at=None, deadline=record.mission_deadline,
+                event_payload={"reason": why, "previous_run": record.run_id, "attempt_used": False}), effects
+
+
 # --- cancel -----------------------------------------------------------------------------
 
 

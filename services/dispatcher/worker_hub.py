@@ -39,6 +39,15 @@ class WorkerConnection:
     pump_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pump_again: bool = False
     progress_seq: dict[str, int] = field(default_factory=dict)
+    # (mission_id, attempt) this stream's worker handed back: nothing more from those runs counts.
+    handed_back: set[tuple[str, int]] = field(default_factory=set)
+    # The lease as last renewed for this stream (hello, then each heartbeat), and when a heartbeat came.
+    lease_expires_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """No heartbeat renewed the lease for a whole TTL (liveness.py)."""
+        return self.lease_expires_at is not None and now >= self.lease_expires_at
 
     @property
     def free(self) -> int:

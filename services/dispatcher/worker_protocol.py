@@ -20,7 +20,7 @@ from services.common.states import MissionState
 from services.common.timeutil import from_timestamp, to_duration
 from services.common.limits import MAX_WORKER_CAPACITY
 from services.common.validation import OWNER_MAX, check_text, check_vp_id
-from services.dispatcher import transitions
+from services.dispatcher import liveness, transitions
 from services.dispatcher.core import DispatcherCore
 from services.dispatcher.effects import Effects
 from services.dispatcher.mission_proto import PROTO_TO_STATE, STATE_TO_PROTO
@@ -61,7 +61,8 @@ class WorkerProtocol:
             else self.core.settings.heartbeat_interval * 3
         connection = WorkerConnection(vp_id=hello.vp_id, owner=hello.owner, session_id=session.session_id,
                                       lease_epoch=hello.lease_epoch, capacity=hello.capacity,
-                                      workspace_dir=session.workspace_dir, lease_ttl=max(ttl, timedelta(seconds=1)))
+                                      workspace_dir=session.workspace_dir, lease_ttl=max(ttl, timedelta(seconds=1)),
+                                      lease_expires_at=expires, last_heartbeat_at=self.core.clock.now())
         revoked, effects = await self._reconcile(connection, set(hello.running_mission_ids))
         interval = min(self.core.settings.heartbeat_interval, ttl / 3)
         # Welcome goes first; only then may the hub push cancels and assignments to this stream.
@@ -96,10 +97,24 @@ class WorkerProtocol:
 
     # --- heartbeat, started, progress ---------------------------------------------------
     async def heartbeat(self, connection: WorkerConnection, beat: wc_pb.WorkerHeartbeat) -> None:
+        """Renew the worker's lease and confirm it (LeaseRenewed). Handled beside
+        the in-order messages (servicers.py), so no result or progress write
+        delays it. An expired epoch is never renewed: the stream ends instead."""
         self._fence(connection, beat.lease_epoch)
+        now = self.core.clock.now()
+        connection.last_heartbeat_at = now
+        if connection.expired(now):
+            raise liveness.expired_error(connection)
         try:
-            await self.core.registry.renew(connection.vp_id, connection.owner, connection.lease_epoch,
-                                           connection.lease_ttl)
+            session = await self.core.registry.renew(connection.vp_id, connection.owner, connection.lease_epoch,
+                                                     connection.lease_ttl)
+            connection.lease_expires_at = from_timestamp(session.lease_expires_at)
+            # The worker trusts its term only as far as renewals it has seen confirmed.
+            connection.send(wc_pb.ConnectResponse(lease_renewed=wc_pb.LeaseRenewed(
+                lease_epoch=connection.lease_epoch, heartbeat_seq=beat.seq,
+                granted_ttl=to_duration(from_timestamp(session.lease_expires_at)
+                                        - from_timestamp(session.last_heartbeat_at)),
+                lease_expires_at=session.lease_expires_at)))
         except LeaseSuperseded as refused:
             raise superseded(connection.vp_id, connection.lease_epoch,
                              int(refused.metadata.get("current_epoch", 0)),
@@ -116,6 +131,8 @@ class WorkerProtocol:
 
     async def progress(self, connection: WorkerConnection, progress: wc_pb.MissionProgress) -> None:
         self._fence(connection, progress.lease_epoch)
+        if (progress.mission_id, progress.attempt) in connection.handed_back:
+            return  # a handed-back run's late output
         if progress.seq <= connection.progress_seq.get(progress.mission_id, 0):
             return  # a resend after reconnect: already recorded
         now = self.core.clock.now()
@@ -135,6 +152,13 @@ class WorkerProtocol:
         if reported not in transitions.WORKER_OUTCOMES:
             raise InvalidArgument(FieldViolation("result.outcome", "must be COMPLETED, FAILED, CANCELLED, BLOCKED "
                                                                    "or TIMED_OUT"))
+        if (result.mission_id, result.attempt) in connection.handed_back:
+            # A handed-back run's late output: acknowledged, changes nothing.
+            record = await self.store.aread(lambda tx: tx.get_mission(result.mission_id))
+            connection.send(wc_pb.ConnectResponse(result_accepted=wc_pb.ResultAccepted(
+                mission_id=result.mission_id, attempt=result.attempt,
+                state=STATE_TO_PROTO[record.state] if record is not None else 0)))
+            return
         result_ref = self._checked_result_ref(connection, result)
         now = self.core.clock.now()
         error = result.error if result.HasField("error") else None
@@ -153,6 +177,27 @@ class WorkerProtocol:
         state = STATE_TO_PROTO[record.state] if record is not None else 0
         connection.send(wc_pb.ConnectResponse(result_accepted=wc_pb.ResultAccepted(
             mission_id=result.mission_id, attempt=result.attempt, state=state)))
+
+    async def hand_back(self, connection: WorkerConnection, back: wc_pb.MissionHandBack) -> None:
+        """A draining worker gives a run back (its processes are gone): re-queued
+        at once with the same attempt; anything the run still sends is refused."""
+        self._fence(connection, back.lease_epoch)
+        if (back.mission_id, back.attempt) in connection.handed_back:
+            record = await self.store.aread(lambda tx: tx.get_mission(back.mission_id))
+        else:
+            now = self.core.clock.now()
+            record = await self.core.transact(lambda tx, routes: transitions.give_back(
+                tx, back.mission_id, owner=connection.owner, lease_epoch=connection.lease_epoch,
+                attempt=back.attempt, reason=back.reason, now=now))
+            connection.handed_back.add((back.mission_id, back.attempt))
+        connection.running.pop(back.mission_id, None)
+        connection.assigned_at.pop(back.mission_id, None)
+        connection.progress_seq.pop(back.mission_id, None)
+        log.info("worker %s handed %s attempt %d back (%s)", connection.owner, back.mission_id, back.attempt,
+                 back.reason or "-", extra={"vp_id": connection.vp_id, "mission_id": back.mission_id})
+        state = STATE_TO_PROTO[record.state] if record is not None else 0
+        connection.send(wc_pb.ConnectResponse(result_accepted=wc_pb.ResultAccepted(
+            mission_id=back.mission_id, attempt=back.attempt, state=state)))
 
     async def draining(self, connection: WorkerConnection, draining: wc_pb.WorkerDraining) -> None:
         self._fence(connection, draining.lease_epoch)

@@ -7,17 +7,22 @@ term lasts:
   runtime_id, running_mission_ids), wait for ``welcome`` (heartbeat interval,
   revoked_mission_ids -> stopped locally without a result), then resend every
   result not yet acknowledged, and ``draining`` again if the worker drains;
-* connected: ``heartbeat`` every welcome.heartbeat_interval (the dispatcher
-  renews the lease on each); ``assignment`` -> path check, then a run;
-  ``cancel`` -> the run's cancel event; ``result_accepted`` -> the result is
-  forgotten;
+* connected: ``heartbeat`` (numbered) every welcome.heartbeat_interval; the
+  dispatcher renews the lease on each and answers ``lease_renewed``, which
+  extends the trust window from the moment that heartbeat was sent;
+  ``assignment`` -> path check, then a run (a draining worker hands it back at
+  once); ``cancel`` -> the run's cancel event; ``result_accepted`` -> the
+  result or hand-back is forgotten;
 * disconnected: reconnect with jittered exponential backoff (capped), and renew
   the lease directly with the registry meanwhile, so a dispatcher restart
   does not cost the lease;
 * the stream ending with FAILED_PRECONDITION / LEASE_SUPERSEDED, or a direct
-  renew answering so, ends the term: serve_term raises LeaseLost.
+  renew answering so, ends the term: serve_term raises LeaseLost;
+* the trust window (trust.py) running out ends the term too: serve_term raises
+  TrustLapsed. Nothing is sent, no run is started and no lease is renewed once
+  it has run out, whatever woke the worker (e.g. SIGCONT after a freeze).
 
-Results are kept until ``result_accepted``; ``started`` and ``progress`` are
+Results and hand-backs are kept until ``result_accepted``; ``started`` and ``progress`` are
 best effort (sent only while connected; hello/heartbeats carry the running
 missions anyway).
 """
@@ -39,7 +44,15 @@ from services.common.errors import PathNotAllowed
 from services.common.guardrails import PathPolicy
 from services.worker.lane_config import LaneConfig
 from services.worker.runs import ActiveRun, RunSet, unique
-from services.worker.session import WORKER_CHANNEL_OPTIONS, Backoff, LeaseKeeper, LeaseLost, Term, reason_of
+from services.worker.session import (
+    WORKER_CHANNEL_OPTIONS,
+    Backoff,
+    LeaseKeeper,
+    LeaseLost,
+    Term,
+    TrustLapsed,
+    reason_of,
+)
 
 log = logging.getLogger("vp.worker.channel")
 
@@ -51,6 +64,12 @@ WELCOME_TIMEOUT = 10.0
 TERM_OVER_REASONS = frozenset({"LEASE_SUPERSEDED", "SESSION_RETIRED", "SESSION_NOT_FOUND"})
 
 ResultKey = tuple[str, int]
+#: Heartbeats whose send time is kept for matching a LeaseRenewed.
+BEAT_HISTORY = 64
+#: How often the trust watcher looks at the clock at most.
+TRUST_POLL = 0.1
+#: The reason a draining worker gives when it hands a mission back.
+DRAINING = "DRAINING"
 
 
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cached_input_tokens", "total_tokens", "cost_usd", "model")
@@ -68,7 +87,7 @@ class DispatcherLink:
         self._stub = wc_grpc.WorkerChannelStub(self._channel)
         self._call: grpc.aio.StreamStreamCall | None = None
         self._write_lock = asyncio.Lock()
-        self._pending: OrderedDict[ResultKey, wc_pb.MissionResult] = OrderedDict()
+        self._pending: OrderedDict[ResultKey, wc_pb.ConnectRequest] = OrderedDict()
         self._no_pending = asyncio.Event()
         self._no_pending.set()
         self.connected = asyncio.Event()
@@ -79,6 +98,10 @@ class DispatcherLink:
         self.term: Term | None = None
         self.connections = 0
         self._failed_attempts = 0
+        self._beat_seq = 0
+        self._beats_sent: OrderedDict[int, float] = OrderedDict()
+        self.trust = keeper.trust
+        self._lapsed = asyncio.Event()
 
     @property
     def _extra(self) -> dict:
@@ -130,17 +153,46 @@ class DispatcherLink:
         await self._send(wc_pb.ConnectRequest(progress=progress))
 
     async def result(self, run: ActiveRun | None, result: wc_pb.MissionResult) -> None:
-        key = (result.mission_id, result.attempt)
-        self._pending[key] = result
+        await self._deliver(wc_pb.ConnectRequest(result=result), result.mission_id, result.attempt)
+
+    async def hand_back(self, mission_id: str, attempt: int, reason: str = DRAINING) -> None:
+        """Give a mission back: its run is stopped (or never started) here."""
+        if self.term is None:
+            return
+        log.info("handing %s attempt %d back to the dispatcher (%s)", mission_id, attempt, reason,
+                 extra={**self._extra, "mission_id": mission_id})
+        await self._deliver(wc_pb.ConnectRequest(hand_back=wc_pb.MissionHandBack(
+            mission_id=mission_id, attempt=attempt, lease_epoch=self.term.lease_epoch, reason=reason)),
+            mission_id, attempt)
+
+    async def _deliver(self, request: wc_pb.ConnectRequest, mission_id: str, attempt: int) -> None:
+        """Send and keep until acknowledged (resent after a reconnect)."""
+        if not self._check_trust():
+            return
+        self._pending[(mission_id, attempt)] = request
         self._no_pending.clear()
-        await self._send(wc_pb.ConnectRequest(result=result))
+        await self._send(request)
 
     # -- sending -------------------------------------------------------------------
 
+    def _check_trust(self) -> bool:
+        """Whether the term may still be acted on; on the first "no" the term ends."""
+        if self.trust.trusted():
+            return True
+        if not self._lapsed.is_set():
+            log.error("trust in lease epoch %s lapsed %.2fs ago without a confirmed renewal; acting on it no more",
+                      self.term.lease_epoch if self.term else "?",
+                      self.trust.now() - (self.trust.trusted_until or self.trust.now()), extra=self._extra)
+            self._lapsed.set()
+        return False
+
     async def _send(self, request: wc_pb.ConnectRequest) -> bool:
-        """Write on the current stream if connected; False if it could not be sent."""
+        """Write on the current stream if connected and the term is still
+        trusted; False if it could not be sent."""
         call = self._call
         if call is None or not self.connected.is_set():
+            return False
+        if not self._check_trust():
             return False
         async with self._write_lock:
             if call is not self._call:
@@ -163,32 +215,49 @@ class DispatcherLink:
     async def serve_term(self, term: Term) -> None:
         """Stay connected for this term. Returns after close(); raises LeaseLost when the term is over."""
         self.term = term
+        self._lapsed.clear()
+        self._beats_sent.clear()
         backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
         renewer = asyncio.create_task(self._renew_while_disconnected(term), name="lease-renewer")
+        watcher = asyncio.create_task(self._watch_trust(term), name="trust-watcher")
+        guards = {renewer, watcher}
         closing = asyncio.create_task(self._closing.wait(), name="link-closing")
         try:
             while not self._closing.is_set():
                 stream = asyncio.create_task(self._stream_once(term), name="dispatcher-stream")
-                done, _ = await asyncio.wait({stream, renewer, closing}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({stream, closing, *guards}, return_when=asyncio.FIRST_COMPLETED)
                 if stream not in done:
-                    if closing in done:
+                    if closing in done and not done & guards:
                         await self._finish_stream(stream)
                         return
                     await _cancel(stream)
-                    renewer.result()  # raises LeaseLost
-                    raise RuntimeError("lease renewer stopped unexpectedly")
+                    _raise_from(done & guards)
+                if watcher in done or renewer in done:
+                    _raise_from(done & guards)
                 if stream.result():  # raises LeaseLost; True if the stream got a welcome
                     backoff.reset()
                 if self._closing.is_set():
                     return
                 delay = backoff.next()
-                done, _ = await asyncio.wait({renewer, closing}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                if renewer in done:
-                    renewer.result()
-                    raise RuntimeError("lease renewer stopped unexpectedly")
+                done, _ = await asyncio.wait({closing, *guards}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                _raise_from(done & guards)
         finally:
             await _cancel(renewer)
+            await _cancel(watcher)
             await _cancel(closing)
+
+    async def _watch_trust(self, term: Term) -> None:
+        """Raise TrustLapsed when the trust window runs out (or a send found it out)."""
+        while True:
+            remaining = self.trust.remaining()
+            if remaining <= 0 or self._lapsed.is_set():
+                self._check_trust()
+                raise TrustLapsed(f"no renewal of lease epoch {term.lease_epoch} confirmed in time")
+            try:
+                # Bounded, so that an injected clock moved by a test is noticed too.
+                await asyncio.wait_for(self._lapsed.wait(), min(remaining, TRUST_POLL))
+            except asyncio.TimeoutError:
+                pass
 
     async def close(self) -> None:
         """Ask serve_term to end: half-close the stream and stop reconnecting."""
@@ -222,6 +291,8 @@ class DispatcherLink:
                 failures = 0
                 log.debug("lease renewed directly (disconnected from the dispatcher)", extra=self._extra)
                 delay = interval
+            except TrustLapsed:
+                raise
             except LeaseLost:
                 log.error("lease term epoch %d is over (registry: superseded)", term.lease_epoch, extra=self._extra)
                 raise
@@ -241,6 +312,8 @@ class DispatcherLink:
         welcomed = False
         addr = self.config.dispatcher_addr
         try:
+            if not self._check_trust():
+                return False
             hello = wc_pb.WorkerHello(
                 vp_id=self.config.vp_id, owner=term.owner, session_id=term.session_id, lease_epoch=term.lease_epoch,
                 capacity=self.config.capacity, runtime_id=self.keeper.runtime_id,
@@ -271,10 +344,10 @@ class DispatcherLink:
                      extra={**self._extra, "session_id": term.session_id, "address": addr})
             if self.draining:
                 await self.send_draining()
-            for result in list(self._pending.values()):
-                log.info("resending unacknowledged result of %s attempt %d", result.mission_id, result.attempt,
-                         extra={**self._extra, "mission_id": result.mission_id})
-                await self._send(wc_pb.ConnectRequest(result=result))
+            for (mission_id, attempt), request in list(self._pending.items()):
+                log.info("resending unacknowledged %s of %s attempt %d", request.WhichOneof("message"), mission_id,
+                         attempt, extra={**self._extra, "mission_id": mission_id})
+                await self._send(request)
             heartbeats = asyncio.create_task(self._heartbeats(term, interval), name="heartbeats")
             while True:
                 response = await call.read()
@@ -325,8 +398,23 @@ class DispatcherLink:
     async def _heartbeats(self, term: Term, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
+            self._beat_seq += 1
+            # The send time anchors the trust window when the renewal is confirmed.
+            self._beats_sent[self._beat_seq] = self.trust.now()
+            while len(self._beats_sent) > BEAT_HISTORY:
+                self._beats_sent.popitem(last=False)
             await self._send(wc_pb.ConnectRequest(heartbeat=wc_pb.WorkerHeartbeat(
-                lease_epoch=term.lease_epoch, running_mission_ids=self.in_flight_ids())))
+                lease_epoch=term.lease_epoch, running_mission_ids=self.in_flight_ids(), seq=self._beat_seq)))
+
+    def _on_lease_renewed(self, term: Term, renewed: wc_pb.LeaseRenewed) -> None:
+        sent = self._beats_sent.get(renewed.heartbeat_seq)
+        if renewed.lease_epoch != term.lease_epoch or sent is None:
+            log.debug("ignoring lease_renewed for epoch %d heartbeat %d", renewed.lease_epoch,
+                      renewed.heartbeat_seq, extra=self._extra)
+            return
+        if not self.trust.trusted():
+            return  # too late: an expired term is never trusted again
+        self.trust.confirm(sent, renewed.granted_ttl.ToTimedelta().total_seconds())
 
     # -- dispatcher messages ----------------------------------------------------------
 
@@ -336,10 +424,14 @@ class DispatcherLink:
             await self._on_assignment(term, response.assignment)
         elif kind == "cancel":
             self._on_cancel(response.cancel)
+        elif kind == "lease_renewed":
+            self._on_lease_renewed(term, response.lease_renewed)
         elif kind == "result_accepted":
             accepted = response.result_accepted
-            if self._pending.pop((accepted.mission_id, accepted.attempt), None) is not None:
-                log.info("result of %s attempt %d accepted (%s)", accepted.mission_id, accepted.attempt,
+            request = self._pending.pop((accepted.mission_id, accepted.attempt), None)
+            if request is not None:
+                log.info("%s of %s attempt %d accepted (%s)", request.WhichOneof("message"), accepted.mission_id,
+                         accepted.attempt,
                          enums_pb2.MissionState.Name(accepted.state),
                          extra={**self._extra, "mission_id": accepted.mission_id})
             if not self._pending:
@@ -355,8 +447,11 @@ class DispatcherLink:
         attempt = mission.attempt or 1
         run_id = assignment.run_id or mission.run_id
         extra = {**self._extra, "mission_id": mission_id, "run_id": run_id, "attempt": attempt}
+        if not self._check_trust():
+            return
         if self.draining:
-            log.warning("draining: not taking assignment of %s; the dispatcher re-queues it", mission_id, extra=extra)
+            log.warning("draining: not taking assignment of %s; handing it back", mission_id, extra=extra)
+            await self.hand_back(mission_id, attempt, DRAINING)
             return
         existing = self.runs.get(mission_id)
         if existing is not None and existing.attempt == attempt:
@@ -367,7 +462,7 @@ class DispatcherLink:
         if pending is not None:
             log.info("assignment of %s attempt %d already has a result; resending it", mission_id, attempt,
                      extra=extra)
-            await self._send(wc_pb.ConnectRequest(result=pending))
+            await self._send(pending)
             return
         for key in [k for k in self._pending if k[0] == mission_id and k[1] < attempt]:
             del self._pending[key]  # the dispatcher has moved on to a newer attempt
@@ -397,6 +492,14 @@ class DispatcherLink:
             log.info("cancel for %s, which is not running here (%s)", cancel.mission_id,
                      "result pending" if any(k[0] == cancel.mission_id for k in self._pending) else "unknown",
                      extra={**self._extra, "mission_id": cancel.mission_id})
+
+
+def _raise_from(done: set[asyncio.Task]) -> None:
+    """A guard task (renewer, trust watcher) finished: re-raise why."""
+    for task in done:
+        task.result()  # raises LeaseLost / TrustLapsed
+    if done:
+        raise RuntimeError("lease guard stopped unexpectedly")
 
 
 async def _cancel(task: asyncio.Task) -> None:

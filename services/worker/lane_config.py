@@ -21,7 +21,7 @@ from typing import Any
 from services.common import limits
 from services.common.validation import VP_ID_PATTERN
 from services.worker.agents.presets import AGENT_PRESETS, build_agent_executor, channel_hooks
-from services.worker.executors import EXECUTOR_KINDS, Executor, build_executor
+from services.worker.executors import EXECUTOR_KINDS, Executor, SubprocessExecutor, build_executor
 from services.common.guardrails import PathPolicy
 
 #: The registry's and the dispatcher's limits (services/common/limits.py), in the units of the flags.
@@ -185,14 +185,23 @@ class LaneConfig:
         """``<workspace_root>/<vp_id>``: used when the registry creates the session."""
         return self.workspace_root / self.vp_id
 
+    @property
+    def run_records_dir(self) -> Path:
+        """Where running agents are recorded (containment.RunRecords), so a
+        restarted worker of this lane finds what a dead one left behind. Not
+        inside the session workspace: it is known before the lease is."""
+        return self.workspace_root / ".runs" / self.vp_id
+
     def path_policy(self) -> PathPolicy:
         return PathPolicy(allowed_roots=self.allowed_roots, protected_roots=self.protected_roots)
 
-    def build_executor(self) -> Executor:
+    def build_executor(self, *, worker_token: str = "") -> Executor:
+        """``worker_token`` marks the agents of one worker incarnation (subprocess only)."""
         options = dict(self.executor_options)
         if self.executor in AGENT_PRESETS:
-            return build_agent_executor(self.executor, agent_bin=self.agent_bin, agent_model=self.agent_model,
-                                        agent_args=self.agent_args, **options)
+            return self._contained(build_agent_executor(self.executor, agent_bin=self.agent_bin,
+                                                        agent_model=self.agent_model, agent_args=self.agent_args,
+                                                        **options), worker_token)
         if self.executor == "subprocess":
             # Every subprocess agent may speak agent protocol v1 on its own channel.
             options.setdefault("hooks", channel_hooks(float(options.get("kill_grace", 5.0))))
@@ -202,6 +211,12 @@ class LaneConfig:
                                   entry_point=self.entry_point or None, **options)
         if self.executor in ("subprocess", "demo") and not hasattr(executor, "agent_name"):
             executor.agent_name = self.executor  # names the conversations it keeps (agent protocol v1 §8)
+        return self._contained(executor, worker_token)
+
+    def _contained(self, executor: Executor, worker_token: str) -> Executor:
+        """Agent processes are recorded per run and marked with the worker's token."""
+        if isinstance(executor, SubprocessExecutor):
+            executor.contain(self.run_records_dir, worker_token)
         return executor
 
     @property

@@ -34,6 +34,7 @@ from services.worker.lane_config import (
     parse_command,
     split_roots,
 )
+from services.worker.executors import containment
 from services.worker.service import run_worker
 from services.worker.session import WorkerFatal
 
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"vp-worker: {exc}", file=sys.stderr)
         return 2
+    # Escaped descendants of agents are re-parented to this process, not to init.
+    if not containment.become_subreaper():
+        log.warning("cannot become a child subreaper; escaped agent descendants are found by token only")
     return asyncio.run(_serve(config))
 
 

@@ -131,6 +131,9 @@ class RunSet:
     def mission_ids(self) -> list[str]:
         return list(self._runs)
 
+    def active(self) -> list[ActiveRun]:
+        return list(self._runs.values())
+
     async def wait_idle(self) -> None:
         await self._idle.wait()
 

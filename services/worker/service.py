@@ -1,8 +1,13 @@
 """The worker: one lane, one lease, one dispatcher stream, up to ``capacity`` runs.
 
-    lease (registry) -> workspace -> stream (dispatcher) -> runs
-                 ^                                  |
-                 +---- LEASE_SUPERSEDED: stop all --+
+    leftovers swept -> lease (registry) -> workspace -> stream (dispatcher) -> runs
+                            ^                                  |
+                            +- LEASE_SUPERSEDED / trust lapsed: stop all
+
+Before anything else, processes a previous incarnation of this lane's worker
+left behind (recorded per run, executors/containment.py) are killed. A term
+that is over or no longer trusted stops every run (and every orphan of an
+agent re-parented to the worker) before a new term is acquired.
 
 ``run_worker(config, stop_event=...)`` returns when ``stop_event`` is set and
 the drain is over, or when no lease could be had before it was set. It raises
@@ -18,31 +23,46 @@ from pathlib import Path
 
 from services.common.clock import Clock, SystemClock
 from services.worker.agents.memory import ConversationMemory
-from services.worker.channel import DispatcherLink
+from services.worker.channel import DRAINING, DispatcherLink
+from services.worker.executors import containment
+from services.worker.executors.watchdog import Watchdog
 from services.worker.lane_config import LaneConfig
 from services.worker.runs import RunSet
 from services.worker.session import LeaseKeeper, LeaseLost, Term, WorkerFatal
+from services.worker.trust import Monotonic
 
 log = logging.getLogger("vp.worker")
 
 #: After the drain deadline, how long results may still take to be acknowledged.
 RESULT_FLUSH_GRACE = 3.0
+#: How often zombies re-parented to the (subreaper) worker are reaped.
+REAP_INTERVAL = 1.0
 
 
 async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_event: asyncio.Event | None = None,
-                     owner: str | None = None, clock: Clock | None = None) -> None:
+                     owner: str | None = None, clock: Clock | None = None,
+                     monotonic: Monotonic | None = None) -> None:
     """Serve the lane until ``stop_event``; then drain (see drain()).
 
     ``force_event`` (a second SIGTERM/SIGINT) cuts the drain short."""
     clock = clock or SystemClock()
     extra = {"vp_id": config.vp_id}
-    keeper = LeaseKeeper(config, owner=owner, clock=clock)
-    runs = RunSet(vp_id=config.vp_id, executor=config.build_executor(), capacity=config.capacity, clock=clock)
+    worker_token = containment.new_run_token()
+    killed = await asyncio.to_thread(containment.sweep_leftovers, config.run_records_dir, worker_token)
+    if killed:
+        log.warning("killed %d process(es) a previous worker of %s left behind", killed, config.vp_id, extra=extra)
+    watchdog = Watchdog(worker_token, config.run_records_dir)
+    await watchdog.start()
+    keeper = LeaseKeeper(config, owner=owner, clock=clock, monotonic=monotonic)
+    keeper.trust.on_change = watchdog.lease_runs_out_in
+    runs = RunSet(vp_id=config.vp_id, executor=config.build_executor(worker_token=worker_token),
+                  capacity=config.capacity, clock=clock)
     link = DispatcherLink(config, keeper, runs, config.path_policy())
     runs.reporter = link
     log.info("vp-worker %s starting: owner %s, executor %s, capacity %d, dispatcher %s, registry %s",
              config.vp_id, keeper.owner, config.executor, config.capacity, config.dispatcher_addr,
              config.registry_addr, extra=extra)
+    reaper = asyncio.create_task(_reap_orphans_forever(), name="orphan-reaper")
     try:
         # In memory only until the registry stores conversations (SetConversation).
         runs.memory = ConversationMemory(runs.memory.agent)
@@ -70,6 +90,9 @@ async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_eve
     finally:
         if len(runs):  # only on an error path: never leave executors (child processes) behind
             await runs.stop_all("worker exiting")
+        await _stop_orphans()
+        reaper.cancel()
+        await watchdog.close()
         await link.aclose()
         await keeper.close()
 
@@ -82,7 +105,25 @@ async def _term_over(link: DispatcherLink, runs: RunSet, term: Term, why: str) -
               "will acquire a new term", term.lease_epoch, why, len(runs), dropped,
               extra={"vp_id": term.vp_id, "lease_epoch": term.lease_epoch})
     await runs.stop_all("lease term over")
+    await _stop_orphans()
     link.forget_results()
+
+
+async def _stop_orphans() -> None:
+    """Kill agent descendants that escaped their run and were re-parented to
+    this worker (only a subreaper has any)."""
+    left = await asyncio.to_thread(containment.kill_and_wait, containment.orphans)
+    if left:
+        log.error("orphaned agent processes %s survived SIGKILL", sorted(left))
+
+
+async def _reap_orphans_forever() -> None:
+    while True:
+        await asyncio.sleep(REAP_INTERVAL)
+        try:
+            await asyncio.to_thread(containment.reap_orphans)
+        except Exception:  # noqa: BLE001 - best effort, next round retries
+            log.exception("reaping orphaned processes failed")
 
 
 def _prepare_workspace(term: Term) -> Path:
@@ -97,9 +138,11 @@ def _prepare_workspace(term: Term) -> Path:
 async def drain(config: LaneConfig, keeper: LeaseKeeper, link: DispatcherLink, runs: RunSet,
                 term_task: asyncio.Task, force_event: asyncio.Event | None = None) -> None:
     """SIGTERM/SIGINT: send ``draining``, take no more work, let runs finish for
-    up to drain_timeout, stop the rest without reporting them, deliver the
-    results, close the stream, and release the lease only if nothing is left in
-    flight (otherwise the lease expires and the dispatcher re-queues)."""
+    up to drain_timeout, stop the rest (SIGTERM, then SIGKILL) and hand them
+    back (``hand_back``: the dispatcher re-queues them at once, without using an
+    attempt), deliver results and hand-backs, close the stream, and release the
+    lease only if every one of them was acknowledged (otherwise the lease
+    expires and the dispatcher re-queues what is left)."""
     extra = {"vp_id": config.vp_id}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + float(config.drain_timeout)
@@ -114,15 +157,17 @@ async def drain(config: LaneConfig, keeper: LeaseKeeper, link: DispatcherLink, r
     try:
         await asyncio.wait({idle, *waiters}, timeout=float(config.drain_timeout), return_when=asyncio.FIRST_COMPLETED)
         lost = _term_lost(term_task)
-        left = 0
         if lost:
             await _term_over(link, runs, keeper.term or link.term, "lost while draining")  # type: ignore[arg-type]
         elif len(runs):
-            left = len(runs)
-            log.warning("drain %s: stopping %d run(s) without reporting them; the dispatcher re-queues them "
-                        "once the lease expires", "cut short" if force is not None and force.done() else "timed out",
-                        left, extra=extra)
+            stopped = [(run.mission_id, run.attempt) for run in runs.active()]
+            log.warning("drain %s: stopping %d run(s) and handing them back",
+                        "cut short" if force is not None and force.done() else "timed out", len(stopped), extra=extra)
             await runs.stop_all("drain timeout")
+            await _stop_orphans()
+            # Only now that their processes are gone may the missions run elsewhere.
+            for mission_id, attempt in stopped:
+                await link.hand_back(mission_id, attempt, DRAINING)
 
         if not lost and link.pending_results:
             flush = asyncio.create_task(link.wait_results_acknowledged())
@@ -144,9 +189,9 @@ async def drain(config: LaneConfig, keeper: LeaseKeeper, link: DispatcherLink, r
 
         if lost:
             log.info("drained; the lease term was lost, nothing to release", extra=extra)
-        elif left or unacked:
-            log.warning("drained; NOT releasing the lease (%d run(s) stopped unfinished, %d result(s) "
-                        "unacknowledged): it expires and the dispatcher re-queues them", left, unacked, extra=extra)
+        elif unacked:
+            log.warning("drained; NOT releasing the lease (%d result(s) or hand-back(s) unacknowledged): it "
+                        "expires and the dispatcher re-queues what is left", unacked, extra=extra)
         else:
             await keeper.release()
             log.info("drained; lease released", extra=extra)

@@ -34,6 +34,7 @@ from services.common.errors import error_info
 from services.common.grpc_options import CHANNEL_OPTIONS
 from services.common.timeutil import to_duration
 from services.worker.lane_config import LaneConfig
+from services.worker.trust import Monotonic, TrustWindow, granted_ttl
 
 log = logging.getLogger("vp.worker.session")
 
@@ -52,6 +53,11 @@ TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 
 class LeaseLost(Exception):
     """The lease term is over (LEASE_SUPERSEDED): stop every run, report nothing."""
+
+
+class TrustLapsed(LeaseLost):
+    """The term's trust window ran out without a confirmed renewal (trust.py):
+    handled like a lost term; the worker acquires a new one."""
 
 
 class WorkerFatal(Exception):
@@ -118,8 +124,10 @@ class Term:
 
 class LeaseKeeper:
     def __init__(self, config: LaneConfig, *, owner: str | None = None, runtime: str | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, monotonic: Monotonic | None = None) -> None:
         self.config = config
+        #: How long the current term may still be acted on (trust.py).
+        self.trust = TrustWindow(monotonic) if monotonic is not None else TrustWindow()
         self.owner = owner or make_owner()
         self.runtime_id = runtime or runtime_id()
         self.clock = clock or SystemClock()
@@ -151,6 +159,7 @@ class LeaseKeeper:
         last_wait_note: tuple[str, str] | None = None
         failures = 0
         while not stop.is_set():
+            attempt_started = self.trust.now()
             try:
                 reply = await self._stub.AcquireLease(request, timeout=CALL_TIMEOUT)
             except grpc.aio.AioRpcError as error:
@@ -190,6 +199,8 @@ class LeaseKeeper:
                 continue
             self.term = Term(vp_id=session.vp_id, owner=self.owner, session_id=session.session_id,
                              lease_epoch=session.lease_epoch, workspace_dir=session.workspace_dir, session=session)
+            self.trust.reset()
+            self.trust.confirm(attempt_started, granted_ttl(session))
             outcome = reg_pb.AcquireOutcome.Name(reply.outcome).removeprefix("ACQUIRE_OUTCOME_").lower()
             log.info("lease acquired on %s: epoch %d, session %s (%s), workspace %s", session.vp_id,
                      session.lease_epoch, session.session_id, outcome, session.workspace_dir,
@@ -210,8 +221,13 @@ class LeaseKeeper:
 
     async def renew(self) -> session_pb2.VpSession:
         """Direct RenewLease of the current term. LeaseLost if it is over;
-        grpc.aio.AioRpcError for anything transient (the caller retries)."""
+        grpc.aio.AioRpcError for anything transient (the caller retries).
+        TrustLapsed once the trust window is over: an expired term is never
+        renewed, the worker starts a new one."""
         term = self._require_term()
+        if not self.trust.trusted():
+            raise TrustLapsed(f"trust in lease epoch {term.lease_epoch} lapsed; not renewing it")
+        attempt_started = self.trust.now()
         try:
             reply = await self._stub.RenewLease(
                 reg_pb.RenewLeaseRequest(vp_id=term.vp_id, owner=term.owner, lease_epoch=term.lease_epoch,
@@ -223,6 +239,8 @@ class LeaseKeeper:
             if reason in ("LEASE_SUPERSEDED", "SESSION_NOT_FOUND", "SESSION_RETIRED"):
                 raise LeaseLost(f"RenewLease: {reason}: {error.details()}") from None
             raise
+        if reply.session.lease_epoch == term.lease_epoch:
+            self.trust.confirm(attempt_started, granted_ttl(reply.session))
         return reply.session
 
     async def get_session(self) -> session_pb2.VpSession:

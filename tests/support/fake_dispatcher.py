@@ -3,11 +3,12 @@
 Used by the worker tests where the dispatcher is not the subject: a grpc.aio
 server on 127.0.0.1:0 that plays the dispatcher's half of the Connect protocol.
 It answers hello with welcome (heartbeat interval, optional revoked ids),
-records every message the worker sends, acknowledges results with
-result_accepted (switchable), renews the worker's lease through the REAL
+records every message the worker sends, acknowledges results and hand-backs
+with result_accepted (switchable), renews the worker's lease through the REAL
 registry on each heartbeat (like the dispatcher does), and lets a test push
 assignments and cancels, drop a stream (UNAVAILABLE) or end it with
-FAILED_PRECONDITION + ErrorInfo LEASE_SUPERSEDED.
+FAILED_PRECONDITION + ErrorInfo LEASE_SUPERSEDED. Each renewal is confirmed with
+lease_renewed, as the dispatcher does, unless confirm_renewals is switched off.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class FakeDispatcherChannel(wc_grpc.WorkerChannelServicer):
         self.lease_ttl = lease_ttl
         self.heartbeat_interval = heartbeat_interval
         self.accept_results = accept_results
+        #: Answer each renewed heartbeat with lease_renewed (off: the ack is lost).
+        self.confirm_renewals = True
         self.revoke: list[str] = []
         self.streams: list[FakeStream] = []
         self.renewals = 0
@@ -194,16 +197,29 @@ class FakeDispatcherChannel(wc_grpc.WorkerChannelServicer):
                 result = request.result
                 await stream._out.put(wc_pb.ConnectResponse(result_accepted=wc_pb.ResultAccepted(
                     mission_id=result.mission_id, attempt=result.attempt, state=result.outcome)))
+            elif kind == "hand_back" and self.accept_results:
+                back = request.hand_back
+                await stream._out.put(wc_pb.ConnectResponse(result_accepted=wc_pb.ResultAccepted(
+                    mission_id=back.mission_id, attempt=back.attempt, state=enums_pb2.MISSION_STATE_QUEUED)))
             elif kind == "heartbeat" and self._registry is not None:
-                await self._renew(stream, request.heartbeat.lease_epoch)
+                await self._renew(stream, request.heartbeat)
 
-    async def _renew(self, stream: FakeStream, epoch: int) -> None:
-        """What the dispatcher does on a heartbeat: renew the lease through the registry."""
+    async def _renew(self, stream: FakeStream, beat: wc_pb.WorkerHeartbeat) -> None:
+        """What the dispatcher does on a heartbeat: renew the lease through the
+        registry and confirm it (unless confirm_renewals is off: a lost ack)."""
+        epoch = beat.lease_epoch
         request = reg_pb.RenewLeaseRequest(vp_id=stream.hello.vp_id, owner=stream.hello.owner, lease_epoch=epoch)
         request.ttl.FromTimedelta(timedelta(seconds=self.lease_ttl))
         try:
-            await self._registry.RenewLease(request, timeout=5)
+            reply = await self._registry.RenewLease(request, timeout=5)
             self.renewals += 1
+            if self.confirm_renewals:
+                session = reply.session
+                ttl = session.lease_expires_at.ToDatetime() - session.last_heartbeat_at.ToDatetime()
+                renewed = wc_pb.LeaseRenewed(lease_epoch=epoch, heartbeat_seq=beat.seq,
+                                             lease_expires_at=session.lease_expires_at)
+                renewed.granted_ttl.FromTimedelta(ttl)
+                await stream._out.put(wc_pb.ConnectResponse(lease_renewed=renewed))
         except grpc.aio.AioRpcError as error:
             info = error_info(error)
             if info is not None and info.reason == "LEASE_SUPERSEDED":

@@ -108,8 +108,14 @@ class ScriptedWorker:
     async def assignment(self, timeout: float = 10.0) -> wc_pb.MissionAssignment:
         return (await self.next("assignment", timeout)).assignment
 
-    def heartbeat(self, running: list[str] = ()) -> None:
-        self.send(heartbeat=wc_pb.WorkerHeartbeat(lease_epoch=self.epoch, running_mission_ids=list(running)))
+    def heartbeat(self, running: list[str] = (), seq: int = 0) -> None:
+        self.send(heartbeat=wc_pb.WorkerHeartbeat(lease_epoch=self.epoch, running_mission_ids=list(running),
+                                                  seq=seq))
+
+    def hand_back(self, assignment, reason: str = "DRAINING") -> None:
+        self.send(hand_back=wc_pb.MissionHandBack(
+            mission_id=assignment.mission.envelope.mission_id, attempt=assignment.mission.attempt,
+            lease_epoch=self.epoch, reason=reason))
 
     def progress(self, assignment, seq: int, message: str, epoch: int | None = None) -> None:
         self.send(progress=wc_pb.MissionProgress(

@@ -44,10 +44,12 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(db_url: str, settings: DispatcherSettings | None = None, *,
-                        lease_ttl: timedelta = timedelta(seconds=30)):
+                        lease_ttl: timedelta = timedelta(seconds=30), registry_db_url: str | None = None):
+    """``registry_db_url``: give the registry its own database (as ``vpctl up`` does)."""
     clock = SystemClock()
     store = SqlStore(db_url)
-    registry = SessionRegistry(store, clock, RegistrySettings(lease_ttl=lease_ttl))
+    registry_store = SqlStore(registry_db_url) if registry_db_url else store
+    registry = SessionRegistry(registry_store, clock, RegistrySettings(lease_ttl=lease_ttl))
     registry_server: RunningServer = await start_server(
         "127.0.0.1:0", lambda s: add_registry(SessionRegistryServicer(registry), s))
     settings = settings or DispatcherSettings(heartbeat_interval=timedelta(milliseconds=200),
@@ -70,6 +72,8 @@ async def running_stack(db_url: str, settings: DispatcherSettings | None = None,
         await registry_client.close()
         await registry_server.stop(0)
         store.close()
+        if registry_store is not store:
+            registry_store.close()
 
 
 @asynccontextmanager

@@ -98,10 +98,10 @@ def sleeper_lane(tmp_path: Path, fake, registry_addr: str, **overrides) -> LaneC
 
 
 class InProcessWorker:
-    def __init__(self, config: LaneConfig) -> None:
+    def __init__(self, config: LaneConfig, **options) -> None:
         self.config = config
         self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run_worker(config, stop_event=self.stop))
+        self.task = asyncio.create_task(run_worker(config, stop_event=self.stop, **options))
 
     async def shutdown(self, timeout: float = 20.0) -> None:
         self.stop.set()
@@ -112,8 +112,8 @@ class InProcessWorker:
 async def start_worker():
     workers: list[InProcessWorker] = []
 
-    def start(config: LaneConfig) -> InProcessWorker:
-        worker = InProcessWorker(config)
+    def start(config: LaneConfig, **options) -> InProcessWorker:
+        worker = InProcessWorker(config, **options)
         workers.append(worker)
         return worker
 
@@ -315,7 +315,7 @@ async def test_reconnect_reports_running_missions_and_stops_revoked_ones(
     assert fake.results_for("m-revoked") == []
 
 
-async def test_drain_timeout_stops_leftover_runs_and_keeps_the_lease(
+async def test_drain_timeout_stops_leftover_runs_and_hands_them_back(
         tmp_path, fake, registry, registry_addr, start_worker):
     config = sleeper_lane(tmp_path, fake, registry_addr, drain_timeout=0.3)
     worker = start_worker(config)
@@ -326,6 +326,23 @@ async def test_drain_timeout_stops_leftover_runs_and_keeps_the_lease(
     assert stream.of_kind("draining") and stream.of_kind("draining")[0].lease_epoch == stream.hello.lease_epoch
     assert not pid_alive(pid)
     assert fake.all_received("result") == []
+    [back] = fake.all_received("hand_back")
+    assert (back.mission_id, back.attempt, back.reason) == ("m-long", 1, "DRAINING")
+    # Every hand-back was acknowledged, so nothing is left in flight: the lease is released.
+    session = await get_session(registry, config.vp_id)
+    assert session.lease_owner == "" and session.status == S.SESSION_STATUS_IDLE, session
+
+
+async def test_drain_keeps_the_lease_when_a_hand_back_is_not_acknowledged(
+        tmp_path, fake, registry, registry_addr, start_worker):
+    fake.accept_results = False
+    config = sleeper_lane(tmp_path, fake, registry_addr, drain_timeout=0.3)
+    worker = start_worker(config)
+    stream = await fake.wait_stream(1)
+    await stream.assign(make_mission("m-long", vp_id=config.vp_id))
+    pid = await child_pid(fake, config, "m-long", registry)
+    await worker.shutdown()
+    assert not pid_alive(pid) and [b.mission_id for b in fake.all_received("hand_back")] == ["m-long"]
     session = await get_session(registry, config.vp_id)
     # Not released: the lease expires and the dispatcher re-queues the mission.
     assert session.lease_owner == stream.hello.owner and session.status == S.SESSION_STATUS_ACTIVE
@@ -396,6 +413,8 @@ async def test_vp_worker_process_sigterm_drains_finishes_work_and_releases_lease
     result = fake.results_for("m-drain")[0]
     assert result.outcome == S.MISSION_STATE_COMPLETED
     assert not [s for s in fake.all_received("started") if s.mission_id == "m-too-late"]
+    [back] = fake.all_received("hand_back")  # given back at once, not left to a timeout
+    assert (back.mission_id, back.reason, back.lease_epoch) == ("m-too-late", "DRAINING", stream.hello.lease_epoch)
     session = await get_session(registry, vp_id)
     assert session.status == S.SESSION_STATUS_IDLE and session.lease_owner == "", session
 

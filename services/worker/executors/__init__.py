@@ -37,7 +37,7 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "demo": frozenset({"delay", "steps", "clock", "path_policy"}),
     "subprocess": frozenset(
         {"kill_grace", "env", "inherit_env", "default_max_duration", "max_line_bytes", "stderr_tail_bytes",
-         "stdout_log_limit", "hooks"}
+         "stdout_log_limit", "hooks", "run_records_dir", "worker_token"}
     ),
     "python": frozenset({"cancel_grace", "default_max_duration"}),
     "noop": frozenset(),

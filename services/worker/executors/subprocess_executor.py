@@ -14,11 +14,16 @@ The child also gets the envelope as JSON on stdin and in
 progress and kept in mission_dir/stdout.log; the last 64 KiB of stderr go to
 mission_dir/stderr.log.
 
-The child leads its own process group (start_new_session=True). On cancel or
-when budget.max_duration runs out, the group gets SIGTERM, then SIGKILL after
-``kill_grace`` seconds; run() returns only once the child is reaped and no
-live member of its group is left. Group members still alive after a normal
-exit of the child are stopped the same way.
+The child leads its own process group (start_new_session=True), dies with the
+worker (PR_SET_PDEATHSIG) and carries the run's containment tokens
+(containment.py). The run's processes are its group, the child's descendants
+and every process carrying its run token, including ones that left the group
+or the session. On cancel or when budget.max_duration runs out, they get
+SIGTERM, then SIGKILL after ``kill_grace`` seconds; run() returns only once the
+child is reaped and none of them is left. Processes still alive after a
+normal exit of the child are stopped the same way. While the child runs, it is
+recorded in ``run_records_dir`` so that a restarted worker can kill what a
+dead one left behind.
 
 ``hooks`` (agent protocol v1, services/worker/agents) is a factory called per
 run with (run, progress); the object it returns may change the argv and
@@ -37,6 +42,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from services.worker.executors import containment
 from services.worker.executors.base import (
     EXECUTOR_EXIT_NONZERO,
     EXECUTOR_START_FAILED,
@@ -110,6 +116,8 @@ class SubprocessExecutor:
         stderr_tail_bytes: int = STDERR_TAIL_BYTES,
         stdout_log_limit: int = STDOUT_LOG_LIMIT,
         hooks=None,
+        run_records_dir: str | Path | None = None,
+        worker_token: str = "",
     ) -> None:
         self.command = validate_command(command)
         if kill_grace < 0:
@@ -126,6 +134,15 @@ class SubprocessExecutor:
         self.stderr_tail_bytes = stderr_tail_bytes
         self.stdout_log_limit = stdout_log_limit
         self.hooks = hooks
+        #: Marks every agent of this worker incarnation (its watchdog kills by it).
+        self.worker_token = worker_token or containment.WORKER_TOKEN
+        self.records = containment.RunRecords(run_records_dir, self.worker_token)
+
+    def contain(self, run_records_dir: str | Path | None, worker_token: str) -> None:
+        """Record runs in ``run_records_dir`` and mark agents with ``worker_token``
+        (one worker incarnation's; its watchdog kills by it)."""
+        self.worker_token = worker_token or containment.WORKER_TOKEN
+        self.records = containment.RunRecords(run_records_dir, self.worker_token)
 
     async def run(self, run: MissionRun, progress: ProgressSink) -> ExecutionResult:
         if run.cancel.is_set():
@@ -157,16 +174,25 @@ class SubprocessExecutor:
                 "VP_TARGET_PATH": run.envelope.target_path,
             }
         )
+        token = containment.new_run_token()
+        env[containment.RUN_TOKEN_ENV] = token
+        env[containment.WORKER_TOKEN_ENV] = self.worker_token
         timeout = max_duration_seconds(run.envelope, self.default_max_duration)
         hooks = self.hooks(run, progress) if self.hooks is not None else None
         pass_fds: tuple[int, ...] = ()
         if hooks is not None:
             argv, env, pass_fds = hooks.prepare(argv, env)
 
+        if containment.resolve_executable(argv[0], env.get("PATH")) is None:
+            if hooks is not None:
+                hooks.abort()
+            log.warning("mission %s: cannot start %r: not an executable file", run.mission_id, argv[0])
+            return ExecutionResult.failed(EXECUTOR_START_FAILED,
+                                          one_line(f"cannot start {argv[0]!r}: not found or not executable"))
         stdout_log = open(run.mission_dir / "stdout.log", "wb")
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *containment.die_with_parent(argv),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -181,17 +207,27 @@ class SubprocessExecutor:
                 hooks.abort()
             log.warning("mission %s: cannot start %r: %s", run.mission_id, argv[0], exc)
             return ExecutionResult.failed(EXECUTOR_START_FAILED, one_line(f"cannot start {argv[0]!r}: {exc}"))
+        containment.manage(proc.pid)
+        self.records.write(token, pid=proc.pid, pgid=proc.pid, starttime=containment.starttime_of(proc.pid),
+                           mission_id=run.mission_id, run_id=run.run_id, attempt=run.attempt)
         log.info("mission %s attempt %s: started pid %s: %s", run.mission_id, run.attempt, proc.pid, argv[0])
-        if hooks is None:
-            return await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log).supervise()
-        hooks.started()
         try:
-            result = await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log,
-                                       hooks).supervise()
-        except BaseException:
-            hooks.abort()
-            raise
-        return await hooks.finish(result)
+            if hooks is None:
+                return await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log,
+                                         token=token).supervise()
+            hooks.started()
+            try:
+                result = await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log,
+                                           hooks, token=token).supervise()
+            except BaseException:
+                hooks.abort()
+                raise
+            return await hooks.finish(result)
+        finally:
+            if proc.returncode is not None:
+                containment.unmanage(proc.pid)
+            if not containment.members(token=token, pgids=[proc.pid]):
+                self.records.remove(token)
 
 
 class _Supervisor:
@@ -207,9 +243,11 @@ class _Supervisor:
         timeout: float | None,
         stdout_log,
         hooks=None,
+        token: str = "",
     ) -> None:
         self.x = executor
         self.hooks = hooks
+        self.token = token
         self.run = run
         self.proc = proc
         self.pgid = proc.pid  # start_new_session: the child leads its own group
@@ -294,14 +332,15 @@ class _Supervisor:
 
     # -- process group --------------------------------------------------
 
+    def _members(self) -> set[int]:
+        """The run's live processes: group, descendants, token carriers."""
+        return containment.members(token=self.token, pgids=[self.pgid], roots=[self.proc.pid])
+
     def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        containment.signal_all(self._members(), sig, [self.pgid])
 
     def _alive(self) -> bool:
-        return self.proc.returncode is None or group_alive(self.pgid)
+        return self.proc.returncode is None or bool(self._members())
 
     async def _poll_exit(self) -> None:
         while self.proc.returncode is None:
@@ -330,10 +369,11 @@ class _Supervisor:
         settle = loop.time() + _KILL_SETTLE
         while self._alive() and loop.time() < settle:
             await asyncio.sleep(_POLL)
-            if group_alive(self.pgid):
-                self._signal_group(signal.SIGKILL)
-        if group_alive(self.pgid):
-            log.warning("mission %s: process group %s did not disappear", self.run.mission_id, self.pgid)
+            containment.reap_orphans()
+            self._signal_group(signal.SIGKILL)
+        left = self._members()
+        if left:
+            log.warning("mission %s: processes %s of the run did not disappear", self.run.mission_id, sorted(left))
 
     async def _drain(self, *tasks: asyncio.Task) -> None:
         """Wait for EOF on both pipes. Give up only when no line has arrived for
@@ -472,31 +512,6 @@ async def read_lines(stream: asyncio.StreamReader, max_line: int):
                 yield line, False
     if buf and not skipping:
         yield bytes(buf[:max_line]), len(buf) > max_line
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is left in process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ..." where comm may hold spaces and parens.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
 
 
 def _describe_rc(rc: int | None) -> str:

@@ -24,42 +24,47 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from services.common.contracts.vp.v1 import enums_pb2 as vp_dot_v1_dot_enums__pb2
 from services.common.contracts.vp.v1 import mission_pb2 as vp_dot_v1_dot_mission__pb2
 from services.common.contracts.vp.v1 import session_pb2 as vp_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"vp/v1/worker_channel_service.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x11vp/v1/enums.proto\x1a\x13vp/v1/mission.proto\x1a\x13vp/v1/session.proto\"\x96\x02\n\x0e\x43onnectRequest\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.vp.v1.WorkerHelloH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.vp.v1.WorkerHeartbeatH\x00\x12(\n\x07started\x18\x03 \x01(\x0b\x32\x15.vp.v1.MissionStartedH\x00\x12*\n\x08progress\x18\x04 \x01(\x0b\x32\x16.vp.v1.MissionProgressH\x00\x12&\n\x06result\x18\x05 \x01(\x0b\x32\x14.vp.v1.MissionResultH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.vp.v1.WorkerDrainingH\x00\x42\t\n\x07message\"\xd3\x01\n\x0f\x43onnectResponse\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.vp.v1.DispatcherWelcomeH\x00\x12.\n\nassignment\x18\x02 \x01(\x0b\x32\x18.vp.v1.MissionAssignmentH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.vp.v1.MissionCancelH\x00\x12\x30\n\x0fresult_accepted\x18\x04 \x01(\x0b\x32\x15.vp.v1.ResultAcceptedH\x00\x42\t\n\x07message\"\x97\x01\n\x0bWorkerHello\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x13\n\x0blease_epoch\x18\x04 \x01(\x03\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x12\n\nruntime_id\x18\x06 \x01(\t\x12\x1b\n\x13running_mission_ids\x18\x07 \x03(\t\"C\n\x0fWorkerHeartbeat\x12\x13\n\x0blease_epoch\x18\x01 \x01(\x03\x12\x1b\n\x13running_mission_ids\x18\x02 \x03(\t\"Z\n\x0eMissionStarted\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x13\n\x0blease_epoch\x18\x03 \x01(\x03\x12\x0e\n\x06run_id\x18\x04 \x01(\t\"\xb0\x01\n\x0fMissionProgress\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x13\n\x0blease_epoch\x18\x03 \x01(\x03\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0f\n\x07message\x18\x05 \x01(\t\x12(\n\x07payload\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x05usage\x18\x07 \x01(\x0b\x32\x0c.vp.v1.Usage\"\xdf\x02\n\rMissionResult\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x13\n\x0blease_epoch\x18\x03 \x01(\x03\x12$\n\x07outcome\x18\x04 \x01(\x0e\x32\x13.vp.v1.MissionState\x12\x12\n\nresult_ref\x18\x05 \x01(\t\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.vp.v1.MissionError\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x1b\n\x05usage\x18\x08 \x01(\x0b\x32\x0c.vp.v1.Usage\x12,\n\x0e\x62locked_reason\x18\t \x01(\x0e\x32\x14.vp.v1.BlockedReason\x12*\n\rinput_request\x18\n \x01(\x0b\x32\x13.vp.v1.InputRequest\x12.\n\x0c\x63onversation\x18\x0b \x01(\x0b\x32\x18.vp.v1.AgentConversation\"%\n\x0eWorkerDraining\x12\x13\n\x0blease_epoch\x18\x01 \x01(\x03\"\x8a\x01\n\x11\x44ispatcherWelcome\x12!\n\x07session\x18\x01 \x01(\x0b\x32\x10.vp.v1.VpSession\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13revoked_mission_ids\x18\x03 \x03(\t\"h\n\x11MissionAssignment\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\"\n\x05trace\x18\x03 \x01(\x0b\x32\x13.vp.v1.TraceContext\"]\n\rMissionCancel\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x0b\x66inal_state\x18\x03 \x01(\x0e\x32\x13.vp.v1.MissionState\"Y\n\x0eResultAccepted\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.vp.v1.MissionState2M\n\rWorkerChannel\x12<\n\x07\x43onnect\x12\x15.vp.v1.ConnectRequest\x1a\x16.vp.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"vp/v1/worker_channel_service.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11vp/v1/enums.proto\x1a\x13vp/v1/mission.proto\x1a\x13vp/v1/session.proto\"\xc3\x02\n\x0e\x43onnectRequest\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.vp.v1.WorkerHelloH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.vp.v1.WorkerHeartbeatH\x00\x12(\n\x07started\x18\x03 \x01(\x0b\x32\x15.vp.v1.MissionStartedH\x00\x12*\n\x08progress\x18\x04 \x01(\x0b\x32\x16.vp.v1.MissionProgressH\x00\x12&\n\x06result\x18\x05 \x01(\x0b\x32\x14.vp.v1.MissionResultH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.vp.v1.WorkerDrainingH\x00\x12+\n\thand_back\x18\x07 \x01(\x0b\x32\x16.vp.v1.MissionHandBackH\x00\x42\t\n\x07message\"\x81\x02\n\x0f\x43onnectResponse\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.vp.v1.DispatcherWelcomeH\x00\x12.\n\nassignment\x18\x02 \x01(\x0b\x32\x18.vp.v1.MissionAssignmentH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.vp.v1.MissionCancelH\x00\x12\x30\n\x0fresult_accepted\x18\x04 \x01(\x0b\x32\x15.vp.v1.ResultAcceptedH\x00\x12,\n\rlease_renewed\x18\x05 \x01(\x0b\x32\x13.vp.v1.LeaseRenewedH\x00\x42\t\n\x07message\"\x97\x01\n\x0bWorkerHello\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x13\n\x0blease_epoch\x18\x04 \x01(\x03\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x12\n\nruntime_id\x18\x06 \x01(\t\x12\x1b\n\x13running_mission_ids\x18\x07 \x03(\t\"P\n\x0fWorkerHeartbeat\x12\x13\n\x0blease_epoch\x18\x01 \x01(\x03\x12\x1b\n\x13running_mission_ids\x18\x02 \x03(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"Z\n\x0eMissionStarted\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x13\n\x0blease_epoch\x18\x03 \x01(\x03\x12\x0e\n\x06run_id\x18\x04 \x01(\t\"\xb0\x01\n\x0fMissionProgress\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x13\n\x0blease_epoch\x18\x03 \x01(\x03\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0f\n\x07message\x18\x05 \x01(\t\x12(\n\x07payload\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x05usage\x18\x07 \x01(\x0b\x32\x0c.vp.v1.Usage\"\xdf\x02\n\rMissionResult\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x13\n\x0blease_epoch\x18\x03 \x01(\x03\x12$\n\x07outcome\x18\x04 \x01(\x0e\x32\x13.vp.v1.MissionState\x12\x12\n\nresult_ref\x18\x05 \x01(\t\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.vp.v1.MissionError\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x1b\n\x05usage\x18\x08 \x01(\x0b\x32\x0c.vp.v1.Usage\x12,\n\x0e\x62locked_reason\x18\t \x01(\x0e\x32\x14.vp.v1.BlockedReason\x12*\n\rinput_request\x18\n \x01(\x0b\x32\x13.vp.v1.InputRequest\x12.\n\x0c\x63onversation\x18\x0b \x01(\x0b\x32\x18.vp.v1.AgentConversation\"%\n\x0eWorkerDraining\x12\x13\n\x0blease_epoch\x18\x01 \x01(\x03\"[\n\x0fMissionHandBack\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x13\n\x0blease_epoch\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x8a\x01\n\x11\x44ispatcherWelcome\x12!\n\x07session\x18\x01 \x01(\x0b\x32\x10.vp.v1.VpSession\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13revoked_mission_ids\x18\x03 \x03(\t\"h\n\x11MissionAssignment\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\"\n\x05trace\x18\x03 \x01(\x0b\x32\x13.vp.v1.TraceContext\"]\n\rMissionCancel\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x0b\x66inal_state\x18\x03 \x01(\x0e\x32\x13.vp.v1.MissionState\"\xa0\x01\n\x0cLeaseRenewed\x12\x13\n\x0blease_epoch\x18\x01 \x01(\x03\x12\x15\n\rheartbeat_seq\x18\x02 \x01(\x04\x12.\n\x0bgranted_ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x10lease_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x0eResultAccepted\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.vp.v1.MissionState2M\n\rWorkerChannel\x12<\n\x07\x43onnect\x12\x15.vp.v1.ConnectRequest\x1a\x16.vp.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vp.v1.worker_channel_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONNECTREQUEST']._serialized_start=169
-  _globals['_CONNECTREQUEST']._serialized_end=447
-  _globals['_CONNECTRESPONSE']._serialized_start=450
-  _globals['_CONNECTRESPONSE']._serialized_end=661
-  _globals['_WORKERHELLO']._serialized_start=664
-  _globals['_WORKERHELLO']._serialized_end=815
-  _globals['_WORKERHEARTBEAT']._serialized_start=817
-  _globals['_WORKERHEARTBEAT']._serialized_end=884
-  _globals['_MISSIONSTARTED']._serialized_start=886
-  _globals['_MISSIONSTARTED']._serialized_end=976
-  _globals['_MISSIONPROGRESS']._serialized_start=979
-  _globals['_MISSIONPROGRESS']._serialized_end=1155
-  _globals['_MISSIONRESULT']._serialized_start=1158
-  _globals['_MISSIONRESULT']._serialized_end=1509
-  _globals['_WORKERDRAINING']._serialized_start=1511
-  _globals['_WORKERDRAINING']._serialized_end=1548
-  _globals['_DISPATCHERWELCOME']._serialized_start=1551
-  _globals['_DISPATCHERWELCOME']._serialized_end=1689
-  _globals['_MISSIONASSIGNMENT']._serialized_start=1691
-  _globals['_MISSIONASSIGNMENT']._serialized_end=1795
-  _globals['_MISSIONCANCEL']._serialized_start=1797
-  _globals['_MISSIONCANCEL']._serialized_end=1890
-  _globals['_RESULTACCEPTED']._serialized_start=1892
-  _globals['_RESULTACCEPTED']._serialized_end=1981
-  _globals['_WORKERCHANNEL']._serialized_start=1983
-  _globals['_WORKERCHANNEL']._serialized_end=2060
+  _globals['_CONNECTREQUEST']._serialized_start=202
+  _globals['_CONNECTREQUEST']._serialized_end=525
+  _globals['_CONNECTRESPONSE']._serialized_start=528
+  _globals['_CONNECTRESPONSE']._serialized_end=785
+  _globals['_WORKERHELLO']._serialized_start=788
+  _globals['_WORKERHELLO']._serialized_end=939
+  _globals['_WORKERHEARTBEAT']._serialized_start=941
+  _globals['_WORKERHEARTBEAT']._serialized_end=1021
+  _globals['_MISSIONSTARTED']._serialized_start=1023
+  _globals['_MISSIONSTARTED']._serialized_end=1113
+  _globals['_MISSIONPROGRESS']._serialized_start=1116
+  _globals['_MISSIONPROGRESS']._serialized_end=1292
+  _globals['_MISSIONRESULT']._serialized_start=1295
+  _globals['_MISSIONRESULT']._serialized_end=1646
+  _globals['_WORKERDRAINING']._serialized_start=1648
+  _globals['_WORKERDRAINING']._serialized_end=1685
+  _globals['_MISSIONHANDBACK']._serialized_start=1687
+  _globals['_MISSIONHANDBACK']._serialized_end=1778
+  _globals['_DISPATCHERWELCOME']._serialized_start=1781
+  _globals['_DISPATCHERWELCOME']._serialized_end=1919
+  _globals['_MISSIONASSIGNMENT']._serialized_start=1921
+  _globals['_MISSIONASSIGNMENT']._serialized_end=2025
+  _globals['_MISSIONCANCEL']._serialized_start=2027
+  _globals['_MISSIONCANCEL']._serialized_end=2120
+  _globals['_LEASERENEWED']._serialized_start=2123
+  _globals['_LEASERENEWED']._serialized_end=2283
+  _globals['_RESULTACCEPTED']._serialized_start=2285
+  _globals['_RESULTACCEPTED']._serialized_end=2374
+  _globals['_WORKERCHANNEL']._serialized_start=2376
+  _globals['_WORKERCHANNEL']._serialized_end=2453
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from services.common.contracts.vp.v1 import enums_pb2 as _enums_pb2
 from services.common.contracts.vp.v1 import mission_pb2 as _mission_pb2
 from services.common.contracts.vp.v1 import session_pb2 as _session_pb2
@@ -14,32 +15,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("hello", "heartbeat", "started", "progress", "result", "draining")
+    __slots__ = ("hello", "heartbeat", "started", "progress", "result", "draining", "hand_back")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    HAND_BACK_FIELD_NUMBER: _ClassVar[int]
     hello: WorkerHello
     heartbeat: WorkerHeartbeat
     started: MissionStarted
     progress: MissionProgress
     result: MissionResult
     draining: WorkerDraining
-    def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., started: _Optional[_Union[MissionStarted, _Mapping]] = ..., progress: _Optional[_Union[MissionProgress, _Mapping]] = ..., result: _Optional[_Union[MissionResult, _Mapping]] = ..., draining: _Optional[_Union[WorkerDraining, _Mapping]] = ...) -> None: ...
+    hand_back: MissionHandBack
+    def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., started: _Optional[_Union[MissionStarted, _Mapping]] = ..., progress: _Optional[_Union[MissionProgress, _Mapping]] = ..., result: _Optional[_Union[MissionResult, _Mapping]] = ..., draining: _Optional[_Union[WorkerDraining, _Mapping]] = ..., hand_back: _Optional[_Union[MissionHandBack, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("welcome", "assignment", "cancel", "result_accepted")
+    __slots__ = ("welcome", "assignment", "cancel", "result_accepted", "lease_renewed")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     RESULT_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_RENEWED_FIELD_NUMBER: _ClassVar[int]
     welcome: DispatcherWelcome
     assignment: MissionAssignment
     cancel: MissionCancel
     result_accepted: ResultAccepted
-    def __init__(self, welcome: _Optional[_Union[DispatcherWelcome, _Mapping]] = ..., assignment: _Optional[_Union[MissionAssignment, _Mapping]] = ..., cancel: _Optional[_Union[MissionCancel, _Mapping]] = ..., result_accepted: _Optional[_Union[ResultAccepted, _Mapping]] = ...) -> None: ...
+    lease_renewed: LeaseRenewed
+    def __init__(self, welcome: _Optional[_Union[DispatcherWelcome, _Mapping]] = ..., assignment: _Optional[_Union[MissionAssignment, _Mapping]] = ..., cancel: _Optional[_Union[MissionCancel, _Mapping]] = ..., result_accepted: _Optional[_Union[ResultAccepted, _Mapping]] = ..., lease_renewed: _Optional[_Union[LeaseRenewed, _Mapping]] = ...) -> None: ...
 
 class WorkerHello(_message.Message):
     __slots__ = ("vp_id", "owner", "session_id", "lease_epoch", "capacity", "runtime_id", "running_mission_ids")
@@ -60,12 +65,14 @@ class WorkerHello(_message.Message):
     def __init__(self, vp_id: _Optional[str] = ..., owner: _Optional[str] = ..., session_id: _Optional[str] = ..., lease_epoch: _Optional[int] = ..., capacity: _Optional[int] = ..., runtime_id: _Optional[str] = ..., running_mission_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerHeartbeat(_message.Message):
-    __slots__ = ("lease_epoch", "running_mission_ids")
+    __slots__ = ("lease_epoch", "running_mission_ids", "seq")
     LEASE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     RUNNING_MISSION_IDS_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     lease_epoch: int
     running_mission_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, lease_epoch: _Optional[int] = ..., running_mission_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    seq: int
+    def __init__(self, lease_epoch: _Optional[int] = ..., running_mission_ids: _Optional[_Iterable[str]] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class MissionStarted(_message.Message):
     __slots__ = ("mission_id", "attempt", "lease_epoch", "run_id")
@@ -129,6 +136,18 @@ class WorkerDraining(_message.Message):
     lease_epoch: int
     def __init__(self, lease_epoch: _Optional[int] = ...) -> None: ...
 
+class MissionHandBack(_message.Message):
+    __slots__ = ("mission_id", "attempt", "lease_epoch", "reason")
+    MISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    mission_id: str
+    attempt: int
+    lease_epoch: int
+    reason: str
+    def __init__(self, mission_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_epoch: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class DispatcherWelcome(_message.Message):
     __slots__ = ("session", "heartbeat_interval", "revoked_mission_ids")
     SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +177,18 @@ class MissionCancel(_message.Message):
     reason: str
     final_state: _enums_pb2.MissionState
     def __init__(self, mission_id: _Optional[str] = ..., reason: _Optional[str] = ..., final_state: _Optional[_Union[_enums_pb2.MissionState, str]] = ...) -> None: ...
+
+class LeaseRenewed(_message.Message):
+    __slots__ = ("lease_epoch", "heartbeat_seq", "granted_ttl", "lease_expires_at")
+    LEASE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_TTL_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    lease_epoch: int
+    heartbeat_seq: int
+    granted_ttl: _duration_pb2.Duration
+    lease_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, lease_epoch: _Optional[int] = ..., heartbeat_seq: _Optional[int] = ..., granted_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ResultAccepted(_message.Message):
     __slots__ = ("mission_id", "attempt", "state")
