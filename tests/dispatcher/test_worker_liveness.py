@@ -18,8 +18,7 @@ from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_
 from tests.dispatcher.conftest import CODER, dispatch, events_of
 from tests.support.grpc_errors import reason_of
 from tests.support.scripted_worker import ScriptedWorker
-from tests.support.stack import running_stack
-from tests.support.waiting import async_wait_until
+from tests.support.stack import fake_clock_stack, running_stack
 
 
 async def get(stack, mission_id):
@@ -71,43 +70,42 @@ async def test_hand_back_requeues_at_once_without_using_an_attempt_and_refuses_l
 
 
 async def test_silent_stream_is_ended_and_its_runs_recovered_while_tcp_stays_up(db_url):
-    async with running_stack(db_url, lease_ttl=timedelta(seconds=1)) as stack:
-        worker = ScriptedWorker(stack, CODER, ttl_s=1)
+    async with fake_clock_stack(db_url) as stack:
+        worker = ScriptedWorker(stack, CODER, ttl_s=6)
         await worker.connect()
         reply = await dispatch(stack)
         mission_id = reply.mission.envelope.mission_id
         await worker.assignment()
         # The worker says nothing more; its stream stays open.
-
-        async def requeued():
-            await stack.supervisor.tick()
-            return (await get(stack, mission_id)).state == S.MISSION_STATE_QUEUED
-
-        await async_wait_until(requeued, timeout=15, interval=0.1, what="the silent worker's mission re-queued")
+        stack.clock.advance(timedelta(seconds=5.9))
+        await stack.supervisor.tick()
+        assert (await get(stack, mission_id)).state == S.MISSION_STATE_RUNNING  # lease still live
+        assert stack.core.hub.current(CODER) is not None
+        stack.clock.advance(timedelta(seconds=0.1))  # one TTL without a heartbeat
+        await stack.supervisor.tick()  # one pass ends the stream and recovers its run
+        assert (await get(stack, mission_id)).state == S.MISSION_STATE_QUEUED
+        assert stack.core.hub.current(CODER) is None
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             await worker.next("welcome")  # drains to the end of the stream
         assert ended.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert reason_of(ended.value) == "LEASE_SUPERSEDED"
-        assert stack.core.hub.current(CODER) is None
         assert "vp.mission.requeued" in await events_of(stack, mission_id)
         await worker.close()
 
 
 async def test_a_heartbeat_after_the_lease_expired_is_not_renewed(db_url):
-    async with running_stack(db_url, lease_ttl=timedelta(seconds=1)) as stack:
-        worker = ScriptedWorker(stack, CODER, ttl_s=1)
+    async with fake_clock_stack(db_url) as stack:
+        worker = ScriptedWorker(stack, CODER, ttl_s=6)
         await worker.connect()
-
-        async def stale():
-            return (await session(stack)).stale
-
-        await async_wait_until(stale, timeout=10, interval=0.05, what="the lease to expire")
-        expired_at = (await session(stack)).lease_expires_at
         worker.heartbeat(seq=1)
+        await worker.next("lease_renewed")
+        stack.clock.advance(timedelta(seconds=6))  # expired, and no supervision pass ran
+        before = await stack.memory_registry.session(CODER)
+        worker.heartbeat(seq=2)
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             await worker.next("lease_renewed")
         assert reason_of(ended.value) == "LEASE_SUPERSEDED"
-        assert (await session(stack)).lease_expires_at == expired_at  # not renewed
+        assert (await stack.memory_registry.session(CODER)).lease_expires_at == before.lease_expires_at
         await worker.close()
 
 
