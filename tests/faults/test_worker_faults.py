@@ -31,7 +31,7 @@ from tests.support.waiting import wait_until
 
 LANE = "vp.coder.primary"
 AGENT = Path(__file__).with_name("side_effect_agent.py")
-TTL = 2.0
+TTL = 4.0
 
 
 @dataclass
