@@ -19,6 +19,7 @@ from services.common.store.records import MissionRecord
 from services.common.telemetry import tracing
 from services.dispatcher import metrics_hooks, transitions
 from services.dispatcher.effects import Effects
+from services.dispatcher.group_commit import GroupCommit
 from services.dispatcher.mission_proto import STATE_TO_PROTO, mission_to_proto
 from services.dispatcher.notifier import Notifier
 from services.dispatcher.registry_port import Registry
@@ -44,6 +45,13 @@ class DispatcherCore:
         self.registry = registry
         self.hub = WorkerHub()
         self.notifier = Notifier()
+        # Every write of the hot path goes through one group commit per loop turn.
+        self.commits = GroupCommit(store)
+        # Lanes that may have queued missions (unknown counts as yes), and a
+        # generation per lane so a claim that found the queue empty cannot hide
+        # a mission queued while it ran: claims happen only when there is work.
+        self._maybe_queued: dict[str, bool] = {}
+        self._queued_generation: dict[str, int] = {}
         self._background: set[asyncio.Task] = set()
         self._load: dict | None = None
         self._load_at = 0.0
@@ -87,7 +95,7 @@ class DispatcherCore:
         routes: dict[str, RoutingDecision] = {}
         while True:
             try:
-                result, effects = await self.store.arun(lambda tx: fn(tx, routes))
+                result, effects = await self.commits.run(lambda tx: fn(tx, routes))
             except transitions.NeedsRoute as need:
                 if need.record.mission_id in routes:
                     raise RuntimeError(f"route for {need.record.mission_id} asked twice") from need
@@ -101,25 +109,30 @@ class DispatcherCore:
     # --- after commit --------------------------------------------------------
     def apply(self, effects: Effects) -> None:
         metrics_hooks.after_commit(effects)
+        for lane in effects.queued_lanes:
+            if lane:
+                self._queued(lane)
+        freed_lanes = set()
         for record in effects.freed:
             connection = self.hub.current(record.lane, record.worker_owner, record.lease_epoch)
             if connection is not None:
                 connection.running.pop(record.mission_id, None)
                 connection.assigned_at.pop(record.mission_id, None)
-                effects.queued_lanes.add(record.lane)
+                freed_lanes.add(record.lane)
         for record, final_state in effects.cancels:
             self.push_cancel(record, final_state)
         for record in effects.terminal:
-            self.notifier.mission_changed(record.mission_id)
+            self.notifier.mission_changed(record.mission_id, record)
             if record.shadow_of_mission_id:
                 self.notifier.mission_changed(record.shadow_of_mission_id)
-            log.info("mission %s %s", record.mission_id, record.state.value,
-                     extra={"mission_id": record.mission_id, "vp_id": record.lane, "attempt": record.attempt})
-        for lane in effects.queued_lanes:
+            # DEBUG: the event log already has every change; INFO per mission costs the hot path.
+            log.debug("mission %s %s", record.mission_id, record.state.value,
+                      extra={"mission_id": record.mission_id, "vp_id": record.lane, "attempt": record.attempt})
+        for lane in effects.queued_lanes | freed_lanes:
             if lane:
                 self.request_pump(lane)
         if effects.events:
-            self.spawn(self.notifier.events_appended())
+            self.notifier.events_appended()
 
     def streams_changed(self) -> None:
         """A worker stream attached or detached."""
@@ -139,11 +152,18 @@ class DispatcherCore:
         task.add_done_callback(self._background.discard)
 
     # --- pushing work ----------------------------------------------------------
-    def request_pump(self, lane: str) -> None:
-        """Assign queued work of a lane to its worker. Coalesces: while a pump
-        runs, further requests just make it go round once more."""
+    def _queued(self, lane: str) -> None:
+        self._maybe_queued[lane] = True
+        self._queued_generation[lane] = self._queued_generation.get(lane, 0) + 1
+
+    def request_pump(self, lane: str, *, look: bool = False) -> None:
+        """Assign queued work of a lane to its worker, if it may have any (look:
+        claim anyway, e.g. for work queued through another replica). Coalesces:
+        while a pump runs, further requests just make it go round once more."""
+        if look:
+            self._queued(lane)
         connection = self.hub.current(lane)
-        if connection is None or connection.free == 0:
+        if connection is None or connection.free == 0 or not self._maybe_queued.get(lane, True):
             return
         if connection.pump_lock.locked():
             connection.pump_again = True
@@ -159,8 +179,10 @@ class DispatcherCore:
                     return
 
     async def _assign(self, connection: WorkerConnection) -> None:
-        while connection.free > 0:
+        lane = connection.vp_id
+        while connection.free > 0 and self._maybe_queued.get(lane, True):
             limit = connection.free
+            generation = self._queued_generation.get(lane, 0)
 
             def claim(tx):
                 return transitions.assign(tx, connection.vp_id, limit, owner=connection.owner,
@@ -168,7 +190,7 @@ class DispatcherCore:
                                           now=self.clock.now(), default_max_duration=self.settings.default_max_duration)
 
             try:
-                assigned, effects = await self.store.arun(claim)
+                assigned, effects = await self.commits.run(claim)
             except Exception:
                 log.exception("assigning work on %s failed; the supervisor will retry", connection.vp_id)
                 return
@@ -185,11 +207,14 @@ class DispatcherCore:
                     mission=mission_to_proto(record), run_id=record.run_id,
                     trace=mission_pb2.TraceContext(traceparent=traceparent, tracestate=tracestate))))
             if effects.events:
-                self.spawn(self.notifier.events_appended())
+                self.notifier.events_appended()
             if len(assigned) < limit:
+                if self._queued_generation.get(lane, 0) == generation:
+                    self._maybe_queued[lane] = False
                 return
 
     async def close(self) -> None:
+        await self.commits.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

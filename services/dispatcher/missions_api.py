@@ -50,9 +50,8 @@ class MissionsApi:
         now = self.core.clock.now()
         envelopes.validate(envelope, self.core.settings, now)
         digest = envelopes.canonical_hash(envelope)
-        existing = await self.store.aread(lambda tx: _find_existing(tx, envelope))
-        if existing is not None:
-            return _replay(existing, digest)
+        # No lookup first: the insert itself finds a replay (a taken idempotency
+        # key or mission id), which is rare, and only then is the mission read.
         normal = envelopes.normalized(envelope, self.core.settings)
         if not normal.trace.traceparent:
             normal.trace.traceparent, normal.trace.tracestate = tracing.current_traceparent()
@@ -63,9 +62,9 @@ class MissionsApi:
         records = _records_for(normal, digest, decision, now)
         decisions = [decision, _shadow(decision)][:len(records)]
         try:
-            mission, effects = await self.store.arun(lambda tx: transitions.dispatch(tx, records, decisions, now))
+            mission, effects = await self.core.commits.run(lambda tx: transitions.dispatch(tx, records, decisions, now))
         except IdempotencyConflict:
-            # Lost a race with an identical dispatch: answer like a replay.
+            # Dispatched before (or an identical dispatch won the race): answer like a replay.
             existing = await self.store.aread(lambda tx: _find_existing(tx, envelope))
             if existing is None:
                 raise
@@ -97,15 +96,18 @@ class MissionsApi:
     async def wait(self, mission_id: str, timeout: timedelta) -> tuple[MissionRecord, bool]:
         timeout = min(timeout, self.core.settings.wait_cap)
         deadline = asyncio.get_running_loop().time() + timeout.total_seconds()
+        record = await self.get(mission_id)
         while True:
-            record = await self.get(mission_id)
             remaining = deadline - asyncio.get_running_loop().time()
             # BLOCKED waits for outside input: the caller has to act, so stop waiting.
             if record.state.terminal or record.state == M.BLOCKED:
                 return record, False
             if remaining <= 0:
                 return record, True
-            await self.core.notifier.wait_mission(mission_id, min(remaining, CROSS_REPLICA_POLL_S))
+            # Woken with the committed record: answer from it. Timed out (or woken
+            # without one): read again, the change may come from another replica.
+            woken = await self.core.notifier.wait_mission(mission_id, min(remaining, CROSS_REPLICA_POLL_S))
+            record = woken if woken is not None else await self.get(mission_id)
 
     # --- cancel --------------------------------------------------------------------
     async def cancel(self, mission_id: str, reason: str) -> MissionRecord:

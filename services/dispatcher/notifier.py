@@ -1,49 +1,64 @@
 """In-process wake-ups: WaitMission and followed event streams sleep on these
-instead of polling the store. They only speed things up; waiters still re-read
-the store on a slow timer, so a change made by another replica is seen too."""
+instead of polling the store. A mission's waiters are woken with the record as
+it was committed, so they answer without reading it again. Wake-ups only speed
+things up: waiters still re-read the store on a slow timer, so a change made
+by another replica is seen too."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
 
+from services.common.store.records import MissionRecord
+
 
 class Notifier:
     def __init__(self) -> None:
-        self._mission_events: dict[str, list[asyncio.Event]] = defaultdict(list)
-        self._event_log = asyncio.Condition()
+        self._missions: dict[str, list[asyncio.Future]] = defaultdict(list)
+        self._events: list[asyncio.Future] = []
         self._event_version = 0
 
-    def mission_changed(self, mission_id: str) -> None:
-        for event in self._mission_events.pop(mission_id, []):
-            event.set()
+    def mission_changed(self, mission_id: str, record: MissionRecord | None = None) -> None:
+        """Wake the mission's waiters with its committed record (None: they re-read it)."""
+        for waiter in self._missions.pop(mission_id, []):
+            if not waiter.done():
+                waiter.set_result(record)
 
-    async def wait_mission(self, mission_id: str, timeout: float) -> None:
-        event = asyncio.Event()
-        self._mission_events[mission_id].append(event)
+    async def wait_mission(self, mission_id: str, timeout: float) -> MissionRecord | None:
+        """The record the mission was changed to, or None on timeout (or if the change came without one)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._missions[mission_id].append(waiter)
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            return await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
-            pass
+            return None
         finally:
-            waiters = self._mission_events.get(mission_id)
-            if waiters and event in waiters:
-                waiters.remove(event)
+            waiters = self._missions.get(mission_id)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
                 if not waiters:
-                    del self._mission_events[mission_id]
+                    del self._missions[mission_id]
 
-    async def events_appended(self) -> None:
-        async with self._event_log:
-            self._event_version += 1
-            self._event_log.notify_all()
+    def events_appended(self) -> None:
+        self._event_version += 1
+        waiters, self._events = self._events, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @property
     def event_version(self) -> int:
         return self._event_version
 
     async def wait_events(self, seen_version: int, timeout: float) -> None:
-        async with self._event_log:
-            try:
-                await asyncio.wait_for(self._event_log.wait_for(lambda: self._event_version > seen_version), timeout)
-            except asyncio.TimeoutError:
-                pass
+        if self._event_version > seen_version:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._events.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if waiter in self._events:
+                self._events.remove(waiter)

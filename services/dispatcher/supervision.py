@@ -31,7 +31,7 @@ class Supervisor:
         await self.recover_lost_runs(reconciling=False)
         await self.requeue_unreported()
         for lane in list(self.core.hub.connections):
-            self.core.request_pump(lane)
+            self.core.request_pump(lane, look=True)
         await self.core.lane_states()  # refreshes the lane gauges
         self.core.streams_changed()
 

@@ -57,8 +57,8 @@ class NeedsRoute(Exception):
 
 
 def emit(tx: Tx, record: MissionRecord, event_type: str, now: datetime, effects: Effects, **payload: Any) -> None:
-    tx.append_event(NewEvent(event_type=event_type, vp_id=lane_of(record), mission_id=record.mission_id,
-                             emitted_at=now, payload={"attempt": record.attempt, **payload}))
+    tx.queue_event(NewEvent(event_type=event_type, vp_id=lane_of(record), mission_id=record.mission_id,
+                            emitted_at=now, payload={"attempt": record.attempt, **payload}))
     effects.events = True
 
 
@@ -152,23 +152,24 @@ def _insert(tx: Tx, record: MissionRecord, decision: RoutingDecision, now: datet
 
 def assign(tx: Tx, lane: str, limit: int, *, owner: str, session_id: str, lease_epoch: int, now: datetime,
            default_max_duration: timedelta) -> tuple[list[MissionRecord], Effects]:
-    """Claim up to limit queued missions of a lane for one worker (QUEUED -> RUNNING)."""
+    """Claim up to limit queued missions of a lane for one worker (QUEUED -> RUNNING):
+    one claiming statement, then the attempts' run ids and deadlines."""
     effects = Effects()
-    assigned = []
-    for queued in tx.next_queued(lane, limit):
-        record = _locked(tx, queued.mission_id)
-        if record is None or record.state != M.QUEUED:
-            continue
-        budget = timedelta(seconds=record.max_duration_seconds) if record.max_duration_seconds \
+    transition = mission_transition("assign", M.QUEUED, M.RUNNING)
+    assigned, runs = [], []
+    for claimed in tx.claim_queued(lane, limit, owner=owner, session_id=session_id, lease_epoch=lease_epoch,
+                                   now=now):
+        budget = timedelta(seconds=claimed.max_duration_seconds) if claimed.max_duration_seconds \
             else default_max_duration
-        deadline = min(filter(None, [record.mission_deadline, now + budget]))
-        run_id = f"r-{uuid.uuid4().hex[:16]}"
-        wait = round((now - record.updated_at).total_seconds(), 6) if record.updated_at else 0.0
-        assigned.append(step(
-            tx, record, "assign", M.RUNNING, now, effects, run_id=run_id, session_id=session_id,
-            lease_epoch=lease_epoch, worker_owner=owner, started_at=now, deadline=deadline, queue_wait_seconds=wait,
-            event_payload={"run_id": run_id, "worker_owner": owner, "lease_epoch": lease_epoch,
-                           "session_id": session_id, "queue_wait_seconds": wait}))
+        deadline = min(filter(None, [claimed.mission_deadline, now + budget]))
+        # Milliseconds: SQLite computes the wait from julianday(), good to ~10 us.
+        wait = round(max(0.0, claimed.queue_wait_seconds or 0.0), 3)
+        record = replace(claimed, run_id=f"r-{uuid.uuid4().hex[:16]}", deadline=deadline, queue_wait_seconds=wait)
+        runs.append((record.mission_id, record.run_id, deadline, wait))
+        emit(tx, record, transition.event, now, effects, run_id=record.run_id, worker_owner=owner,
+             lease_epoch=lease_epoch, session_id=session_id, queue_wait_seconds=wait)
+        assigned.append(record)
+    tx.set_runs(runs)
     return assigned, effects
 
 

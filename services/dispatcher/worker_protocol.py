@@ -75,7 +75,7 @@ class WorkerProtocol:
         self.core.streams_changed()
         self.core.registry.invalidate()
         self.core.apply(effects)
-        self.core.request_pump(connection.vp_id)
+        self.core.request_pump(connection.vp_id, look=True)
         log.info("worker %s connected (epoch %d, capacity %d)", hello.owner, hello.lease_epoch, hello.capacity,
                  extra={"vp_id": hello.vp_id, "lease_epoch": hello.lease_epoch})
         return connection
@@ -130,20 +130,34 @@ class WorkerProtocol:
         self._fence(connection, started.lease_epoch)
 
     async def progress(self, connection: WorkerConnection, progress: wc_pb.MissionProgress) -> None:
+        """Queued for the next group commit without waiting for it, so a worker
+        streaming lines is not held to one commit per line. Order still holds:
+        the stream's result commits after its progress lines (group_commit)."""
         self._fence(connection, progress.lease_epoch)
         if (progress.mission_id, progress.attempt) in connection.handed_back:
             return  # a handed-back run's late output
         if progress.seq <= connection.progress_seq.get(progress.mission_id, 0):
             return  # a resend after reconnect: already recorded
+        connection.progress_seq[progress.mission_id] = progress.seq
         now = self.core.clock.now()
         payload = MessageToDict(progress.payload) if progress.HasField("payload") else {}
-
-        effects = await self.store.arun(lambda tx: transitions.progress(
+        pending = self.core.commits.submit(lambda tx: transitions.progress(
             tx, progress.mission_id, owner=connection.owner, lease_epoch=connection.lease_epoch,
             attempt=progress.attempt, seq=progress.seq, message=progress.message, data=payload, now=now))
-        if effects is not None:
-            connection.progress_seq[progress.mission_id] = progress.seq
-            self.core.apply(effects)
+
+        def committed(done) -> None:
+            if done.cancelled():
+                return
+            if done.exception() is not None:
+                # Not stored: end the stream, the worker reconnects and the line is not lost silently.
+                log.warning("progress of %s not stored: %s", progress.mission_id, done.exception(),
+                            extra={"mission_id": progress.mission_id, "vp_id": connection.vp_id})
+                connection.progress_seq.pop(progress.mission_id, None)
+                connection.end(DependencyUnavailable("progress could not be stored; reconnect and resend"))
+            elif done.result() is not None:
+                self.core.apply(done.result())
+
+        pending.add_done_callback(committed)
 
     # --- result ---------------------------------------------------------------------------
     async def result(self, connection: WorkerConnection, result: wc_pb.MissionResult) -> None:

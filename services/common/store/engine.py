@@ -46,7 +46,10 @@ def create_engine_for(url: str | URL) -> Engine:
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             raise ValueError(f"unsupported PostgreSQL driver {parsed.drivername!r}; use postgresql+psycopg://")
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # No pool_pre_ping: it costs a round trip before every transaction. A
+        # connection the server dropped fails its first statement instead, and
+        # the store retries the transaction on a fresh one (retry.classify).
+        return create_engine(parsed, pool_size=10, max_overflow=10)
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://")
 
 

@@ -25,13 +25,31 @@ def _record(row: Row[Any]) -> EventRecord:
     return EventRecord(**row._mapping)
 
 
+_INSERT_EVENT = insert(ev)
+
+
 class EventQueries(TxBase):
     _event_lock_held = False
+    _queued_events: list[dict[str, Any]] | None = None
 
-    def append_event(self, event: NewEvent) -> EventRecord:
-        """event_id strictly increases per store and ids become visible in
-        commit order, so a reader polling after_id never skips one."""
-        self._require_write("append_event")
+    def queue_event(self, event: NewEvent) -> None:
+        """Like append_event, but the event is written with the transaction's
+        other queued events in one statement, before commit (or before the next
+        event read or append of this transaction); its id is not returned."""
+        self._require_write("queue_event")
+        if self._queued_events is None:
+            self._queued_events = []
+        self._queued_events.append(self._event_values(event))
+
+    def flush_events(self) -> None:
+        """Write the queued events, in the order they were queued."""
+        if not self._queued_events:
+            return
+        queued, self._queued_events = self._queued_events, None
+        self._lock_event_order()
+        self._execute(_INSERT_EVENT, queued)
+
+    def _lock_event_order(self) -> None:
         if self._postgres and not self._event_lock_held:
             # Sequence values are handed out at INSERT but become visible at
             # COMMIT, so without this a transaction holding id 7 could commit
@@ -42,15 +60,24 @@ class EventQueries(TxBase):
             # SQLite needs nothing: BEGIN IMMEDIATE already serializes writers.
             self._execute(select(func.pg_advisory_xact_lock(EVENT_APPEND_LOCK_KEY)))
             self._event_lock_held = True
-        emitted_at = require_utc(event.emitted_at)
-        payload = dict(event.payload)
-        values = {
+
+    @staticmethod
+    def _event_values(event: NewEvent) -> dict[str, Any]:
+        return {
             "mission_id": event.mission_id,
             "vp_id": event.vp_id,
             "event_type": event.event_type,
-            "payload": payload,
-            "emitted_at": emitted_at,
+            "payload": dict(event.payload),
+            "emitted_at": require_utc(event.emitted_at),
         }
+
+    def append_event(self, event: NewEvent) -> EventRecord:
+        """event_id strictly increases per store and ids become visible in
+        commit order, so a reader polling after_id never skips one."""
+        self._require_write("append_event")
+        self.flush_events()
+        self._lock_event_order()
+        values = self._event_values(event)
         result = self._execute(insert(ev).values(values))
         return EventRecord(event_id=int(result.inserted_primary_key[0]), **values)
 
@@ -64,6 +91,7 @@ class EventQueries(TxBase):
         limit: int = 500,
     ) -> list[EventRecord]:
         """Events with event_id > after_id in id order; empty filters match all."""
+        self.flush_events()
         query = select(ev).where(ev.c.event_id > after_id).order_by(ev.c.event_id).limit(check_limit(limit))
         if mission_id:
             query = query.where(ev.c.mission_id == mission_id)
@@ -75,6 +103,7 @@ class EventQueries(TxBase):
 
     def last_event_id(self) -> int:
         """The highest event_id, 0 when the log is empty."""
+        self.flush_events()
         return int(self._execute(select(func.coalesce(func.max(ev.c.event_id), 0))).scalar_one())
 
     def get_cursor(self, consumer: str) -> int | None:

@@ -42,7 +42,7 @@ class Tx(Protocol):
     def get_mission(self, mission_id: str, *, for_update: bool = False) -> MissionRecord | None: ...
     def get_mission_by_idempotency_key(self, key: str) -> MissionRecord | None: ...
     def insert_mission(self, record: MissionRecord) -> None:
-        """Raises errors.IdempotencyConflict if the idempotency key is taken."""
+        """Raises errors.IdempotencyConflict if the idempotency key or the mission_id is taken."""
         ...
 
     def update_mission(self, record: MissionRecord) -> None: ...
@@ -64,6 +64,17 @@ class Tx(Protocol):
         """QUEUED missions of a lane, highest priority first, then oldest."""
         ...
 
+    def claim_queued(self, lane: str, limit: int, *, owner: str, session_id: str, lease_epoch: int,
+                     now: datetime) -> list[MissionRecord]:
+        """Up to limit QUEUED missions of lane, in next_queued's order, moved to
+        RUNNING for this worker in one statement (started_at = updated_at = now,
+        queue_wait_seconds set); concurrent claimers never take the same mission."""
+        ...
+
+    def set_runs(self, runs: Sequence[tuple[str, str, datetime | None, float | None]]) -> None:
+        """(mission_id, run_id, deadline, queue_wait_seconds) of claimed missions."""
+        ...
+
     def count_missions(self, lane: str, states: Sequence[MissionState]) -> int: ...
     def count_by_lane(self, states: Sequence[MissionState]) -> dict[str, dict[MissionState, int]]:
         """Per lane, how many missions are in each of states (one grouped query)."""
@@ -76,6 +87,11 @@ class Tx(Protocol):
     def append_event(self, event: NewEvent) -> EventRecord:
         """event_id strictly increases per store and ids become visible in
         commit order, so a reader polling after_id never skips one."""
+        ...
+
+    def queue_event(self, event: NewEvent) -> None:
+        """append_event without the id: queued events are written together, in
+        order, before the transaction commits (or before its next event read)."""
         ...
 
     def events_after(

@@ -5,12 +5,13 @@ A lane argument of "" means any lane; an empty states sequence means any state.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, func, insert, or_, select, update
+from sqlalchemy import Float, Row, Select, and_, bindparam, cast, func, insert, literal_column, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from services.common.errors import IdempotencyConflict, MissionNotFound
@@ -18,14 +19,28 @@ from services.common.states import MissionState
 from services.common.store.records import MissionRecord
 from services.common.store.schema import IDEMPOTENCY_CONSTRAINT, vp_missions
 from services.common.store.tx_base import TxBase, check_limit, require_set
+from services.common.store.types import UTCDateTime
 
 t = vp_missions
 _LISTING_ORDER = (t.c.created_at, t.c.mission_id)
+_QUEUE_ORDER = (t.c.priority.desc(), *_LISTING_ORDER)
+_FIELDS = tuple(f.name for f in fields(MissionRecord))
+
+# Built once: statement construction, not the database, is most of the cost of
+# a small write, and these run several times per mission.
+_INSERT = insert(t)
+_UPDATE = update(t).where(t.c.mission_id == bindparam("b_mission_id")).values(
+    {name: bindparam(name) for name in _FIELDS if name != "mission_id"})
+_GET = select(t).where(t.c.mission_id == bindparam("b_mission_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_SET_RUN = update(t).where(t.c.mission_id == bindparam("b_mission_id")).values(
+    run_id=bindparam("run_id"), deadline=bindparam("deadline"), queue_wait_seconds=bindparam("queue_wait_seconds"))
 
 
 def _values(record: MissionRecord) -> dict[str, Any]:
     require_set(record, "created_at", "updated_at")
-    values = asdict(record)
+    # Shallow on purpose: dataclasses.asdict deep-copies the envelope on every write.
+    values = {name: getattr(record, name) for name in _FIELDS}
     values["state"] = MissionState(record.state).value
     return values
 
@@ -48,13 +63,36 @@ def _is_idempotency_violation(error: sa_exc.IntegrityError) -> bool:
     return "vp_missions.idempotency_key" in str(error.orig)
 
 
+def _is_mission_id_violation(error: sa_exc.IntegrityError) -> bool:
+    diag = getattr(error.orig, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == "pk_vp_missions"
+    return "vp_missions.mission_id" in str(error.orig)
+
+
+@functools.cache
+def _claim_statement(postgres: bool, limit: int):
+    """The claim, built once per (dialect, limit): see MissionQueries.claim_queued."""
+    picked = (select(t.c.mission_id).where(t.c.lane == bindparam("b_lane"), t.c.state == MissionState.QUEUED.value)
+              .order_by(*_QUEUE_ORDER).limit(limit))
+    now = bindparam("b_now", type_=UTCDateTime)
+    if postgres:
+        picked = picked.with_for_update(skip_locked=True)
+        waited = func.extract("epoch", now - t.c.updated_at)
+    else:
+        waited = (func.julianday(now) - func.julianday(t.c.updated_at)) * literal_column("86400.0")
+    return (update(t).where(t.c.mission_id.in_(picked.scalar_subquery()))
+            .values(state=MissionState.RUNNING.value, worker_owner=bindparam("b_owner"),
+                    session_id=bindparam("b_session_id"), lease_epoch=bindparam("b_lease_epoch"), started_at=now,
+                    updated_at=now, queue_wait_seconds=cast(waited, Float))
+            .returning(*t.c))
+
+
 class MissionQueries(TxBase):
     def get_mission(self, mission_id: str, *, for_update: bool = False) -> MissionRecord | None:
-        query = select(t).where(t.c.mission_id == mission_id)
         if for_update:
             self._require_write("get_mission(for_update=True)")
-            query = query.with_for_update()
-        row = self._execute(query).first()
+        row = self._execute(_GET_FOR_UPDATE if for_update else _GET, {"b_mission_id": mission_id}).first()
         return None if row is None else _record(row)
 
     def get_mission_by_idempotency_key(self, key: str) -> MissionRecord | None:
@@ -62,31 +100,58 @@ class MissionQueries(TxBase):
         return None if row is None else _record(row)
 
     def insert_mission(self, record: MissionRecord) -> None:
-        """Raises IdempotencyConflict if the idempotency key is taken; the
-        transaction stays usable (e.g. to load the mission holding the key)."""
+        """Raises IdempotencyConflict if the idempotency key or the mission_id is
+        taken; the transaction stays usable (e.g. to load the mission holding it)."""
         self._require_write("insert_mission")
         values = _values(record)
         try:
             # A failed statement aborts a whole PostgreSQL transaction; the
             # savepoint confines the failure to this insert.
             with self._conn.begin_nested():
-                self._execute(insert(t).values(values))
+                self._execute(_INSERT, values)
         except sa_exc.IntegrityError as error:
             if _is_idempotency_violation(error):
                 raise IdempotencyConflict(
                     f"idempotency key {record.idempotency_key!r} is already used by another mission",
                     metadata={"idempotency_key": record.idempotency_key or ""},
                 ) from error
+            if _is_mission_id_violation(error):
+                raise IdempotencyConflict(f"mission {record.mission_id} already exists",
+                                          metadata={"mission_id": record.mission_id}) from error
             raise
 
     def update_mission(self, record: MissionRecord) -> None:
         """Writes every field; MissionNotFound if the mission has no row."""
         self._require_write("update_mission")
         values = _values(record)
-        del values["mission_id"]
-        result = self._execute(update(t).where(t.c.mission_id == record.mission_id).values(values))
+        values["b_mission_id"] = values.pop("mission_id")
+        result = self._execute(_UPDATE, values)
         if result.rowcount == 0:
             raise MissionNotFound(record.mission_id)
+
+    def claim_queued(self, lane: str, limit: int, *, owner: str, session_id: str, lease_epoch: int,
+                     now: datetime) -> list[MissionRecord]:
+        """Move up to limit QUEUED missions of lane to RUNNING for one worker, in
+        next_queued's order, with one statement: UPDATE ... RETURNING (and FOR
+        UPDATE SKIP LOCKED on PostgreSQL, so concurrent claimers take different
+        missions instead of waiting). Sets started_at = updated_at = now and
+        queue_wait_seconds (now minus the time it was queued); the caller sets the
+        attempt's run_id and deadline (set_runs)."""
+        self._require_write("claim_queued")
+        statement = _claim_statement(self._postgres, check_limit(limit))
+        params = {"b_lane": lane, "b_owner": owner, "b_session_id": session_id, "b_lease_epoch": lease_epoch,
+                  "b_now": now}
+        claimed = [_record(row) for row in self._execute(statement, params)]
+        # RETURNING has no order: restore the queue's.
+        claimed.sort(key=lambda r: (-r.priority, r.created_at, r.mission_id))
+        return claimed
+
+    def set_runs(self, runs: Sequence[tuple[str, str, datetime | None, float | None]]) -> None:
+        """(mission_id, run_id, deadline, queue_wait_seconds) of freshly claimed missions, in one executemany."""
+        self._require_write("set_runs")
+        if runs:
+            self._execute(_SET_RUN, [{"b_mission_id": m, "run_id": r, "deadline": d, "queue_wait_seconds": w}
+                                     for m, r, d, w in runs])
 
     def list_missions(
         self,
@@ -121,12 +186,7 @@ class MissionQueries(TxBase):
 
     def next_queued(self, lane: str, limit: int) -> list[MissionRecord]:
         """QUEUED missions of a lane, highest priority first, then oldest."""
-        query = (
-            select(t)
-            .where(t.c.state == MissionState.QUEUED.value)
-            .order_by(t.c.priority.desc(), *_LISTING_ORDER)
-            .limit(check_limit(limit))
-        )
+        query = select(t).where(t.c.state == MissionState.QUEUED.value).order_by(*_QUEUE_ORDER).limit(check_limit(limit))
         return self._records(self._in_lane(query, lane))
 
     def count_missions(self, lane: str, states: Sequence[MissionState]) -> int:

@@ -32,16 +32,23 @@ _BASE_DELAY_S = 0.005
 _MAX_DELAY_S = 0.25
 # A duplicate key that survives this many fresh attempts is a caller bug, not a race.
 _MAX_RACE_RETRIES = 2
+# More dead connections in a row than this means the server is down, not a stale pool.
+_MAX_DISCONNECT_RETRIES = 2
 
 
 class Transient(Enum):
     BUSY = "busy"
     RACE = "race"
+    # The pooled connection was dead (server restart, idle timeout): the pool
+    # discards it, and the transaction runs again on a fresh connection.
+    DISCONNECT = "disconnect"
 
 
 def classify(error: BaseException) -> Transient | None:
-    if not isinstance(error, sa_exc.DBAPIError) or error.connection_invalidated:
+    if not isinstance(error, sa_exc.DBAPIError):
         return None
+    if error.connection_invalidated:
+        return Transient.DISCONNECT
     orig = error.orig
     sqlite_code = getattr(orig, "sqlite_errorcode", None)
     if sqlite_code is not None:
@@ -63,6 +70,7 @@ def call_with_retry(attempt: Callable[[], T], *, budget_s: float = RETRY_BUDGET_
     start = time.monotonic()
     failures = 0
     races = 0
+    disconnects = 0
     while True:
         try:
             return attempt()
@@ -77,6 +85,11 @@ def call_with_retry(attempt: Callable[[], T], *, budget_s: float = RETRY_BUDGET_
                 races += 1
                 if races > _MAX_RACE_RETRIES:
                     raise
+            if kind is Transient.DISCONNECT:
+                disconnects += 1
+                if disconnects > _MAX_DISCONNECT_RETRIES:
+                    raise
+                continue  # at once: the pool has already replaced the connection
             # Full jitter keeps competing writers from retrying in lockstep.
             delay = random.uniform(0, min(_MAX_DELAY_S, _BASE_DELAY_S * 2**failures))
             failures += 1

@@ -100,7 +100,10 @@ class SqlStore:
             self._in_transaction.active = True
             try:
                 with conn.begin():
-                    return fn(SqlTx(conn, read_only=read_only))
+                    tx = SqlTx(conn, read_only=read_only)
+                    result = fn(tx)
+                    tx.flush_events()
+                    return result
             finally:
                 self._in_transaction.active = False
 

@@ -16,9 +16,9 @@ class TxBase:
         self._read_only = read_only
         self._postgres = conn.dialect.name == "postgresql"
 
-    def _execute(self, statement: Executable) -> CursorResult[Any]:
+    def _execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
         try:
-            return self._conn.execute(statement)
+            return self._conn.execute(statement, params)
         except sa_exc.StatementError as error:
             # A naive datetime is caught while binding, before anything reaches
             # the database; callers should see the timeutil error, not a wrapper.
