@@ -16,7 +16,6 @@ a task-augmented tools/call with a CreateTaskResult before the sieve.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
@@ -156,14 +155,16 @@ def install(server: "VpServer", toolbox: "VpToolbox") -> None:
 
     async def list_tasks(ctx, params: types.PaginatedRequestParams) -> dict[str, Any]:
         _require_tasks(ctx)
-        newest: deque[mission_pb2.Mission] = deque(maxlen=LIST_LIMIT)
+        tasks: list[dict[str, Any]] = []
         try:
-            async for mission in mc.list(page_size=500, limit=LIST_SCAN_LIMIT):
+            async for mission in mc.list(page_size=500, limit=LIST_SCAN_LIMIT, newest_first=True):
                 if mission.envelope.labels.get(TASK_LABEL) == "true":
-                    newest.append(mission)
+                    tasks.append(task_of(mission))
+                    if len(tasks) >= LIST_LIMIT:
+                        break
         except ClientError as error:
             raise _protocol_error(error, "") from None
-        return {"tasks": [task_of(m) for m in reversed(newest)]}
+        return {"tasks": tasks}
 
     async def cancel_task(ctx, params: types.CancelTaskRequestParams) -> dict[str, Any]:
         _require_tasks(ctx)

@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +24,6 @@ log = logging.getLogger("vp.mcp")
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 Result = tuple[dict[str, Any], str]
 
-#: Scanned at most when listing newest-first (the ledger lists oldest first).
-LIST_SCAN_LIMIT = 10_000
 #: Deadline of the final non-follow read that reports the events a wait raced past.
 _WAIT_CATCH_UP_SECONDS = 5.0
 
@@ -98,13 +95,11 @@ async def get_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
 
 async def list_missions(tc: ToolContext, args: dict[str, Any]) -> Result:
     limit = args.get("limit", 20)
-    newest: deque[mission_pb2.Mission] = deque(maxlen=limit + 1)
-    async for mission in tc.mission_control.list(vp_id=args.get("vp_id", ""), states=args.get("states", ()),
-                                                 source_session_id=args.get("source_session_id", ""),
-                                                 page_size=500, limit=LIST_SCAN_LIMIT):
-        newest.append(mission)
-    truncated = len(newest) > limit
-    missions = [mission_dict(m) for m in reversed(newest)][:limit]
+    found = [mission_dict(m) async for m in tc.mission_control.list(
+        vp_id=args.get("vp_id", ""), states=args.get("states", ()),
+        source_session_id=args.get("source_session_id", ""), page_size=limit + 1, limit=limit + 1, newest_first=True)]
+    truncated = len(found) > limit
+    missions = found[:limit]
     lines = [f"{len(missions)} mission(s), newest first" + (" (more match; raise limit or filter)" if truncated
                                                             else "")]
     lines += [f"- {m['mission_id']} [{m['vp_id']}] {m['state']}: {m['objective'][:80]}" for m in missions]
