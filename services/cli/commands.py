@@ -216,6 +216,19 @@ async def cmd_events(args, ctx: Context) -> int:
     return exit_codes.OK
 
 
+async def cmd_flags(args, ctx: Context) -> int:
+    mc = ctx.mission_control
+    if args.action == "get":
+        ctx.out.routing_flags(await mc.get_routing_flags())
+        return exit_codes.OK
+    changes = {"kill_switch": args.kill_switch, "enabled": args.enabled, "shadow": args.shadow,
+               "force_fallback": args.force_fallback, "max_in_flight": args.max_in_flight,
+               "max_queue_depth": args.max_queue}
+    reply = await mc.set_routing_flags(args.vp_id, reason=args.reason or "", actor=args.actor or "", **changes)
+    ctx.out.routing_flags(reply.flags)
+    return exit_codes.OK
+
+
 COMMANDS = {
     "dispatch": cmd_dispatch,
     "get": cmd_get,
@@ -228,6 +241,7 @@ COMMANDS = {
     "sessions": cmd_sessions,
     "events": cmd_events,
     "rollout": cmd_rollout,
+    "flags": cmd_flags,
 }
 
 

@@ -33,7 +33,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        if "default" in text or action.default in (None, False, "", argparse.SUPPRESS) or not action.option_strings:
             return text
         return super()._get_help_string(action)
 
@@ -91,6 +91,15 @@ def _positive_int(value: str) -> int:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return number
+
+
+def _on_off(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"on", "true", "1", "yes"}:
+        return True
+    if lowered in {"off", "false", "0", "no"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {value!r}")
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:
@@ -205,6 +214,23 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("--follow", action="store_true", help="keep following new events")
 
     add_rollout_parser(command)
+    p = command("flags", "show or change the routing flags at runtime (every dispatcher replica within a second)")
+    p.add_argument("action", choices=["get", "set"], help="get: show them; set: change them (audited)")
+    p.add_argument("--vp-id", default="", help="set: the lane to change (omit for the global --kill-switch)")
+    p.add_argument("--kill-switch", type=_on_off, metavar="on|off",
+                   help="set: every mission goes to its fallback (reason disabled)")
+    p.add_argument("--enabled", type=_on_off, metavar="on|off", help="set: route missions to the lane")
+    p.add_argument("--shadow", type=_on_off, metavar="on|off", help="set: run the lane as a shadow copy only")
+    p.add_argument("--force-fallback", type=_on_off, metavar="on|off", help="set: send the lane's missions to its "
+                   "fallback")
+    p.add_argument("--max-in-flight", type=int, metavar="N", help="set: the lane's running-missions quota "
+                   "(-1: back to the dispatcher's configured default)")
+    p.add_argument("--max-queue", type=int, metavar="N", help="set: the lane's queue quota once it is full "
+                   "(-1: back to the dispatcher's configured default)")
+    p.add_argument("--reason", help="set: why (required; recorded in the vp.flags.changed audit event)")
+    p.add_argument("--actor", default=os.environ.get("USER", ""), help="set: who, for the audit event "
+                   "(default: $USER)")
+
 
     p = command("up", "start the embedded stack (registry, dispatcher, two workers on SQLite)")
     p.add_argument("--data-dir", metavar="DIR", default=os.environ.get("VP_DATA_DIR", ".vp"),

@@ -186,6 +186,20 @@ class Output:
         else:
             self.line(f"#{event.event_id}  {when(event.emitted_at)}  {kind}  {subject}" + (f"  {text}" if text else ""))
 
+    # -- routing flags ----------------------------------------------------------------
+
+    def routing_flags(self, flags) -> None:
+        if self.json:
+            self.obj(flags)
+            return
+        self.line(f"kill switch: {'ON' if flags.kill_switch else 'off'}  (read {when(flags.read_at)})")
+        rows = [[lane.vp_id, "yes" if lane.enabled else "no", "yes" if lane.shadow else "no",
+                 "yes" if lane.force_fallback else "no", str(lane.max_in_flight), str(lane.max_queue_depth),
+                 "set" if lane.quotas_set else "default", str(lane.version), lane.updated_by or "-"]
+                for lane in flags.lanes]
+        self.table(["LANE", "ENABLED", "SHADOW", "FORCE_FALLBACK", "MAX_IN_FLIGHT", "MAX_QUEUE", "QUOTAS", "VERSION",
+                    "BY"], rows)
+
     # -- sessions -------------------------------------------------------------------
 
     def sessions(self, sessions: list[session_pb2.VpSession]) -> None:

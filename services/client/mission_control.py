@@ -276,6 +276,24 @@ class MissionControlClient(GrpcClient):
                                      retryable=False)
         return response.mission
 
+    # -- operator: routing flags -----------------------------------------------------
+
+    async def get_routing_flags(self, *, timeout: float | None = None) -> pb.GetRoutingFlagsResponse:
+        return await self._unary("GetRoutingFlags", self.stub.GetRoutingFlags, pb.GetRoutingFlagsRequest(),
+                                 timeout=timeout)
+
+    async def set_routing_flags(self, vp_id: str = "", *, reason: str, actor: str = "",
+                                timeout: float | None = None, **changes: bool | int | None
+                                ) -> pb.SetRoutingFlagsResponse:
+        """Change the kill switch (vp_id "") or one lane's enabled / shadow /
+        force_fallback / max_in_flight / max_queue_depth (-1: back to the default).
+        Setting a value twice is harmless, so the call is retried."""
+        request = pb.SetRoutingFlagsRequest(vp_id=vp_id, reason=reason, actor=actor)
+        for name, value in changes.items():
+            if value is not None:
+                setattr(request, name, value)
+        return await self._unary("SetRoutingFlags", self.stub.SetRoutingFlags, request, timeout=timeout)
+
     # -- events -------------------------------------------------------------------
 
     async def events(

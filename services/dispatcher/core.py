@@ -24,6 +24,7 @@ from services.dispatcher.mission_proto import STATE_TO_PROTO, mission_to_proto
 from services.dispatcher.notifier import Notifier
 from services.dispatcher.registry_port import Registry
 from services.dispatcher.routing import LaneState, Reason, RoutingDecision, decide, route_after_failure
+from services.dispatcher.runtime_flags import FlagsView
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.worker_hub import WorkerConnection, WorkerHub
 
@@ -55,6 +56,8 @@ class DispatcherCore:
         self._background: set[asyncio.Task] = set()
         self._load: dict | None = None
         self._load_at = 0.0
+        # Flags and quotas live in the store (seeded from settings.flags at first start).
+        self.flags = FlagsView(store, clock, settings.lanes, settings.flags)
         metrics_hooks.init_lanes(settings.lanes)
 
     # --- routing inputs ----------------------------------------------------
@@ -76,16 +79,23 @@ class DispatcherCore:
         metrics_hooks.lanes_observed(states, {lane: view.lease_live for lane, view in health.items()})
         return states
 
-    async def route(self, vp_id: str, mission_type: str) -> RoutingDecision:
-        return decide(requested_vp_id=vp_id, mission_type=mission_type, lanes=self.settings.lanes,
-                      states=await self.lane_states(), flags=self.settings.flags)
+    async def route(self, vp_id: str, mission_type: str, *, full: frozenset[str] = frozenset()) -> RoutingDecision:
+        """full: lanes the dispatch transaction found at their quota (routed as over capacity)."""
+        snapshot = await self.flags.current()
+        states = await self.lane_states()
+        for lane in full:
+            states[lane] = LaneState(healthy=states[lane].healthy, in_flight=snapshot.lanes[lane].max_in_flight,
+                                     queued=snapshot.lanes[lane].max_queue_depth)
+        return decide(requested_vp_id=vp_id, mission_type=mission_type, lanes=snapshot.lanes, states=states,
+                      flags=snapshot.flags)
 
     async def failure_decision(self, record: MissionRecord, reason: Reason) -> RoutingDecision:
         """Where a mission goes when its lane gives up (routing.route_after_failure)."""
         lane = metrics_hooks.lane_of(record)
+        snapshot = await self.flags.current()
         states = await self.lane_states() if reason != Reason.TIMED_OUT and lane in self.settings.lanes else {}
-        return route_after_failure(lane=lane, reason=reason, lanes=self.settings.lanes, states=states,
-                                   flags=self.settings.flags, requested_vp_id=record.vp_id)
+        return route_after_failure(lane=lane, reason=reason, lanes=snapshot.lanes, states=states,
+                                   flags=snapshot.flags, requested_vp_id=record.vp_id)
 
     async def transact(self, fn: Callable[..., tuple[T, Effects]], *, apply: bool = True):
         """Run fn(tx, routes) -> (result, effects) in one store transaction, then

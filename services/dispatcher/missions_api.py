@@ -23,7 +23,7 @@ from services.common.timeutil import from_duration
 from services.common.store.records import EventRecord, MissionRecord
 from services.common.validation import check_mission_id, check_text
 from services.dispatcher import envelope as envelopes
-from services.dispatcher import transitions
+from services.dispatcher import quotas, transitions
 from services.dispatcher.core import DispatcherCore
 from services.dispatcher.routing import Decision, RoutingDecision, route_dict
 
@@ -55,20 +55,30 @@ class MissionsApi:
         normal = envelopes.normalized(envelope, self.core.settings)
         if not normal.trace.traceparent:
             normal.trace.traceparent, normal.trace.tracestate = tracing.current_traceparent()
-        with tracing.span("vp.route", attributes={"mission_id": normal.mission_id, "vp_id": normal.vp_id}) as span:
-            decision = await self.core.route(normal.vp_id, normal.mission_type)
-            span.set_attribute("route", decision.decision.value)
-            span.set_attribute("lane", decision.lane)
-        records = _records_for(normal, digest, decision, now)
-        decisions = [decision, _shadow(decision)][:len(records)]
-        try:
-            mission, effects = await self.core.commits.run(lambda tx: transitions.dispatch(tx, records, decisions, now))
-        except IdempotencyConflict:
-            # Dispatched before (or an identical dispatch won the race): answer like a replay.
-            existing = await self.store.aread(lambda tx: _find_existing(tx, envelope))
-            if existing is None:
-                raise
-            return _replay(existing, digest)
+        full: frozenset[str] = frozenset()
+        while True:
+            with tracing.span("vp.route", attributes={"mission_id": normal.mission_id,
+                                                      "vp_id": normal.vp_id}) as span:
+                decision = await self.core.route(normal.vp_id, normal.mission_type, full=full)
+                span.set_attribute("route", decision.decision.value)
+                span.set_attribute("lane", decision.lane)
+            lanes = (await self.core.flags.current()).lanes
+            records = _records_for(normal, digest, decision, now)
+            decisions = [decision, _shadow(decision)][:len(records)]
+            try:
+                mission, effects = await self.core.commits.run(
+                    lambda tx: _dispatch_within_quota(tx, lanes, records, decisions, now))
+                break
+            except quotas.LaneFull as at_quota:
+                if at_quota.lane in full:  # cannot happen: a full lane is routed away from
+                    raise
+                full |= {at_quota.lane}  # route again, treating that lane as over capacity
+            except IdempotencyConflict:
+                # Dispatched before (or an identical dispatch won the race): answer like a replay.
+                existing = await self.store.aread(lambda tx: _find_existing(tx, envelope))
+                if existing is None:
+                    raise
+                return _replay(existing, digest)
         self.core.apply(effects)
         return DispatchResult(mission, False)
 
@@ -153,6 +163,11 @@ class MissionsApi:
             raise InvalidArgument(FieldViolation("event_id", f"beyond the last event ({last})"))
         await self.store.arun(lambda tx: tx.set_cursor(consumer, event_id, self.core.clock.now()))
         return event_id
+
+
+def _dispatch_within_quota(tx, lanes, records, decisions, now):
+    quotas.check(tx, lanes, records)
+    return transitions.dispatch(tx, records, decisions, now)
 
 
 def _check_id(mission_id: str) -> None:

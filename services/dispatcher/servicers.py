@@ -19,7 +19,7 @@ from services.common.errors import FieldViolation, InvalidArgument, VpError, int
 from services.common.grpc_errors import translate_errors
 from services.common.telemetry import tracing
 from services.common.timeutil import from_duration
-from services.dispatcher import artifacts
+from services.dispatcher import artifacts, flags_proto
 from services.dispatcher.mission_proto import PROTO_TO_STATE, event_to_proto, mission_to_proto
 from services.dispatcher.missions_api import MissionsApi
 from services.dispatcher.worker_protocol import WorkerProtocol
@@ -90,6 +90,16 @@ class MissionControlServicer(mc_grpc.MissionControlServicer):
                 return
             yield mc_pb.ReadResultArtifactsResponse(path=chunk.path, offset=chunk.offset, data=chunk.data,
                                                     size=chunk.size, eof=chunk.eof)
+
+    async def GetRoutingFlags(self, request, context):
+        return flags_proto.snapshot_to_proto(await self.api.core.flags.current())
+
+    async def SetRoutingFlags(self, request, context):
+        snapshot, event_id = await self.api.core.flags.change(flags_proto.change_from_proto(request))
+        log.info("routing flags changed (%s): %s", request.vp_id or "kill switch", request.reason,
+                 extra={"vp_id": request.vp_id})
+        self.api.core.spawn(self.api.core.notifier.events_appended())
+        return mc_pb.SetRoutingFlagsResponse(flags=flags_proto.snapshot_to_proto(snapshot), audit_event_id=event_id)
 
 
 class WorkerChannelServicer(wc_grpc.WorkerChannelServicer):

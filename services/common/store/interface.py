@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from services.common.states import MissionState, SessionStatus
-from services.common.store.records import EventRecord, MissionRecord, NewEvent, SessionRecord
+from services.common.store.records import EventRecord, FlagsRecord, MissionRecord, NewEvent, SessionRecord
 
 T = TypeVar("T")
 
@@ -109,6 +109,23 @@ class Tx(Protocol):
     # --- consumer cursors -------------------------------------------------
     def get_cursor(self, consumer: str) -> int | None: ...
     def set_cursor(self, consumer: str, event_id: int, updated_at: datetime) -> None: ...
+
+    # --- routing flags ----------------------------------------------------
+    def routing_flags(self) -> list[FlagsRecord]:
+        """Every row (lanes and the global "*" row), ordered by scope."""
+        ...
+
+    def get_routing_flags(self, scope: str, *, for_update: bool = False) -> FlagsRecord | None:
+        """for_update: the row stays locked until commit (quota checks)."""
+        ...
+
+    def seed_routing_flags(self, records: Sequence[FlagsRecord]) -> list[str]:
+        """Insert rows for scopes that have none; returns the scopes inserted."""
+        ...
+
+    def put_routing_flags(self, record: FlagsRecord) -> FlagsRecord:
+        """Create or overwrite; returns the row stored (version incremented)."""
+        ...
 
 
 class Store(Protocol):

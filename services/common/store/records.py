@@ -95,3 +95,26 @@ class NewEvent:
     emitted_at: datetime
     mission_id: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+#: FlagsRecord.scope of the one global row (the kill switch).
+GLOBAL_SCOPE = "*"
+
+
+@dataclass
+class FlagsRecord:
+    """Routing flags of one lane (scope = its vp_id), or the global row
+    (scope GLOBAL_SCOPE: only kill_switch counts). Quotas None mean the
+    dispatcher's configured default."""
+
+    scope: str
+    kill_switch: bool = False
+    enabled: bool = True
+    shadow: bool = False
+    force_fallback: bool = False
+    max_in_flight: int | None = None
+    max_queue_depth: int | None = None
+    # Bumped by every change: replicas compare it to know their view is current.
+    version: int = 0
+    updated_at: datetime | None = None
+    updated_by: str = ""

@@ -143,3 +143,19 @@ vp_event_cursors = Table(
     Column("event_id", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Runtime routing flags (dispatcher): one row per lane plus the global "*" row.
+vp_routing_flags = Table(
+    "vp_routing_flags",
+    metadata,
+    Column("scope", String, primary_key=True),
+    Column("kill_switch", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("shadow", Boolean, nullable=False),
+    Column("force_fallback", Boolean, nullable=False),
+    Column("max_in_flight", Integer, nullable=True),
+    Column("max_queue_depth", Integer, nullable=True),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", Text, nullable=False),
+)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from services.common.store.engine import READ_ONLY_OPTION, create_engine_for
 from services.common.store.event_queries import EventQueries
+from services.common.store.flag_queries import FlagQueries
 from services.common.store.interface import Tx
 from services.common.store.migrate import upgrade_engine
 from services.common.store.mission_queries import MissionQueries
@@ -21,7 +22,7 @@ from services.common.store.session_queries import SessionQueries
 T = TypeVar("T")
 
 
-class SqlTx(SessionQueries, MissionQueries, EventQueries):
+class SqlTx(SessionQueries, MissionQueries, EventQueries, FlagQueries):
     """One open transaction. Only valid inside the fn given to run/read."""
 
 

@@ -62,13 +62,17 @@ def _gate(vp_id: str, flags: RoutingFlags) -> Reason | None:
     return None
 
 
+def over_capacity(cfg: LaneConfig, in_flight: int, queued: int) -> bool:
+    """A busy lane still accepts work while its queue has room."""
+    return in_flight >= cfg.max_in_flight and queued >= cfg.max_queue_depth
+
+
 def _load(cfg: LaneConfig, state: LaneState | None) -> Reason | None:
     # No state means the registry knows no live session: treat as unhealthy
     # rather than sending work to a lane nobody is watching.
     if state is None or not state.healthy:
         return Reason.UNHEALTHY
-    # A busy lane still accepts work while its queue has room.
-    if state.in_flight >= cfg.max_in_flight and state.queued >= cfg.max_queue_depth:
+    if over_capacity(cfg, state.in_flight, state.queued):
         return Reason.OVER_CAPACITY
     return None
 

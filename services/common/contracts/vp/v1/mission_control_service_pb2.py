@@ -23,54 +23,65 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from services.common.contracts.vp.v1 import enums_pb2 as vp_dot_v1_dot_enums__pb2
 from services.common.contracts.vp.v1 import event_pb2 as vp_dot_v1_dot_event__pb2
 from services.common.contracts.vp.v1 import mission_pb2 as vp_dot_v1_dot_mission__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#vp/v1/mission_control_service.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x11vp/v1/enums.proto\x1a\x11vp/v1/event.proto\x1a\x13vp/v1/mission.proto\"B\n\x16\x44ispatchMissionRequest\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.vp.v1.MissionEnvelope\"m\n\x17\x44ispatchMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x1b\n\x05route\x18\x02 \x01(\x0b\x32\x0c.vp.v1.Route\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\'\n\x11GetMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"5\n\x12GetMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\xac\x01\n\x13ListMissionsRequest\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.vp.v1.MissionState\x12\x19\n\x11source_session_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x1f\n\x05order\x18\x06 \x01(\x0e\x32\x10.vp.v1.ListOrder\"Q\n\x14ListMissionsResponse\x12 \n\x08missions\x18\x01 \x03(\x0b\x32\x0e.vp.v1.Mission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x12WaitMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x13WaitMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x11\n\ttimed_out\x18\x02 \x01(\x08\":\n\x14\x43\x61ncelMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x15\x43\x61ncelMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\x8e\x01\n\x1aStreamMissionEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\x03\x12\x10\n\x08\x63onsumer\x18\x02 \x01(\t\x12\x12\n\nmission_id\x18\x03 \x01(\t\x12\r\n\x05vp_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x05 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"A\n\x1bStreamMissionEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.vp.v1.MissionEvent\">\n\x18\x43ommitEventCursorRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"?\n\x19\x43ommitEventCursorResponse\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"R\n\x1aReadResultArtifactsRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nchunk_size\x18\x03 \x01(\x05\"d\n\x1bReadResultArtifactsResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"Y\n\x14ResumeMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x1d\n\x06\x62udget\x18\x03 \x01(\x0b\x32\r.vp.v1.Budget\"8\n\x15ResumeMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission2\xe4\x05\n\x0eMissionControl\x12P\n\x0f\x44ispatchMission\x12\x1d.vp.v1.DispatchMissionRequest\x1a\x1e.vp.v1.DispatchMissionResponse\x12\x41\n\nGetMission\x12\x18.vp.v1.GetMissionRequest\x1a\x19.vp.v1.GetMissionResponse\x12G\n\x0cListMissions\x12\x1a.vp.v1.ListMissionsRequest\x1a\x1b.vp.v1.ListMissionsResponse\x12\x44\n\x0bWaitMission\x12\x19.vp.v1.WaitMissionRequest\x1a\x1a.vp.v1.WaitMissionResponse\x12J\n\rCancelMission\x12\x1b.vp.v1.CancelMissionRequest\x1a\x1c.vp.v1.CancelMissionResponse\x12^\n\x13StreamMissionEvents\x12!.vp.v1.StreamMissionEventsRequest\x1a\".vp.v1.StreamMissionEventsResponse0\x01\x12V\n\x11\x43ommitEventCursor\x12\x1f.vp.v1.CommitEventCursorRequest\x1a .vp.v1.CommitEventCursorResponse\x12^\n\x13ReadResultArtifacts\x12!.vp.v1.ReadResultArtifactsRequest\x1a\".vp.v1.ReadResultArtifactsResponse0\x01\x12J\n\rResumeMission\x12\x1b.vp.v1.ResumeMissionRequest\x1a\x1c.vp.v1.ResumeMissionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#vp/v1/mission_control_service.proto\x12\x05vp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11vp/v1/enums.proto\x1a\x11vp/v1/event.proto\x1a\x13vp/v1/mission.proto\"B\n\x16\x44ispatchMissionRequest\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.vp.v1.MissionEnvelope\"m\n\x17\x44ispatchMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x1b\n\x05route\x18\x02 \x01(\x0b\x32\x0c.vp.v1.Route\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x03 \x01(\x08\"\'\n\x11GetMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"5\n\x12GetMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\xac\x01\n\x13ListMissionsRequest\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.vp.v1.MissionState\x12\x19\n\x11source_session_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x1f\n\x05order\x18\x06 \x01(\x0e\x32\x10.vp.v1.ListOrder\"Q\n\x14ListMissionsResponse\x12 \n\x08missions\x18\x01 \x03(\x0b\x32\x0e.vp.v1.Mission\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x12WaitMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x13WaitMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\x12\x11\n\ttimed_out\x18\x02 \x01(\x08\":\n\x14\x43\x61ncelMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x15\x43\x61ncelMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\x8e\x01\n\x1aStreamMissionEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\x03\x12\x10\n\x08\x63onsumer\x18\x02 \x01(\t\x12\x12\n\nmission_id\x18\x03 \x01(\t\x12\r\n\x05vp_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x05 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"A\n\x1bStreamMissionEventsResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.vp.v1.MissionEvent\">\n\x18\x43ommitEventCursorRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"?\n\x19\x43ommitEventCursorResponse\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\"R\n\x1aReadResultArtifactsRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nchunk_size\x18\x03 \x01(\x05\"d\n\x1bReadResultArtifactsResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"Y\n\x14ResumeMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x1d\n\x06\x62udget\x18\x03 \x01(\x0b\x32\r.vp.v1.Budget\"8\n\x15ResumeMissionResponse\x12\x1f\n\x07mission\x18\x01 \x01(\x0b\x32\x0e.vp.v1.Mission\"\xec\x01\n\tLaneFlags\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06shadow\x18\x03 \x01(\x08\x12\x16\n\x0e\x66orce_fallback\x18\x04 \x01(\x08\x12\x15\n\rmax_in_flight\x18\x05 \x01(\x05\x12\x17\n\x0fmax_queue_depth\x18\x06 \x01(\x05\x12\x12\n\nquotas_set\x18\x07 \x01(\x08\x12\x0f\n\x07version\x18\x08 \x01(\x03\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\n \x01(\t\"\x18\n\x16GetRoutingFlagsRequest\"|\n\x17GetRoutingFlagsResponse\x12\x13\n\x0bkill_switch\x18\x01 \x01(\x08\x12\x1f\n\x05lanes\x18\x02 \x03(\x0b\x32\x10.vp.v1.LaneFlags\x12+\n\x07read_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc2\x02\n\x16SetRoutingFlagsRequest\x12\r\n\x05vp_id\x18\x01 \x01(\t\x12\x18\n\x0bkill_switch\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x14\n\x07\x65nabled\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x13\n\x06shadow\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x1b\n\x0e\x66orce_fallback\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\x1a\n\rmax_in_flight\x18\x06 \x01(\x05H\x04\x88\x01\x01\x12\x1c\n\x0fmax_queue_depth\x18\x07 \x01(\x05H\x05\x88\x01\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\r\n\x05\x61\x63tor\x18\t \x01(\tB\x0e\n\x0c_kill_switchB\n\n\x08_enabledB\t\n\x07_shadowB\x11\n\x0f_force_fallbackB\x10\n\x0e_max_in_flightB\x12\n\x10_max_queue_depth\"`\n\x17SetRoutingFlagsResponse\x12-\n\x05\x66lags\x18\x01 \x01(\x0b\x32\x1e.vp.v1.GetRoutingFlagsResponse\x12\x16\n\x0e\x61udit_event_id\x18\x02 \x01(\x03\x32\x88\x07\n\x0eMissionControl\x12P\n\x0f\x44ispatchMission\x12\x1d.vp.v1.DispatchMissionRequest\x1a\x1e.vp.v1.DispatchMissionResponse\x12\x41\n\nGetMission\x12\x18.vp.v1.GetMissionRequest\x1a\x19.vp.v1.GetMissionResponse\x12G\n\x0cListMissions\x12\x1a.vp.v1.ListMissionsRequest\x1a\x1b.vp.v1.ListMissionsResponse\x12\x44\n\x0bWaitMission\x12\x19.vp.v1.WaitMissionRequest\x1a\x1a.vp.v1.WaitMissionResponse\x12J\n\rCancelMission\x12\x1b.vp.v1.CancelMissionRequest\x1a\x1c.vp.v1.CancelMissionResponse\x12^\n\x13StreamMissionEvents\x12!.vp.v1.StreamMissionEventsRequest\x1a\".vp.v1.StreamMissionEventsResponse0\x01\x12V\n\x11\x43ommitEventCursor\x12\x1f.vp.v1.CommitEventCursorRequest\x1a .vp.v1.CommitEventCursorResponse\x12^\n\x13ReadResultArtifacts\x12!.vp.v1.ReadResultArtifactsRequest\x1a\".vp.v1.ReadResultArtifactsResponse0\x01\x12J\n\rResumeMission\x12\x1b.vp.v1.ResumeMissionRequest\x1a\x1c.vp.v1.ResumeMissionResponse\x12P\n\x0fGetRoutingFlags\x12\x1d.vp.v1.GetRoutingFlagsRequest\x1a\x1e.vp.v1.GetRoutingFlagsResponse\x12P\n\x0fSetRoutingFlags\x12\x1d.vp.v1.SetRoutingFlagsRequest\x1a\x1e.vp.v1.SetRoutingFlagsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vp.v1.mission_control_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DISPATCHMISSIONREQUEST']._serialized_start=137
-  _globals['_DISPATCHMISSIONREQUEST']._serialized_end=203
-  _globals['_DISPATCHMISSIONRESPONSE']._serialized_start=205
-  _globals['_DISPATCHMISSIONRESPONSE']._serialized_end=314
-  _globals['_GETMISSIONREQUEST']._serialized_start=316
-  _globals['_GETMISSIONREQUEST']._serialized_end=355
-  _globals['_GETMISSIONRESPONSE']._serialized_start=357
-  _globals['_GETMISSIONRESPONSE']._serialized_end=410
-  _globals['_LISTMISSIONSREQUEST']._serialized_start=413
-  _globals['_LISTMISSIONSREQUEST']._serialized_end=585
-  _globals['_LISTMISSIONSRESPONSE']._serialized_start=587
-  _globals['_LISTMISSIONSRESPONSE']._serialized_end=668
-  _globals['_WAITMISSIONREQUEST']._serialized_start=670
-  _globals['_WAITMISSIONREQUEST']._serialized_end=754
-  _globals['_WAITMISSIONRESPONSE']._serialized_start=756
-  _globals['_WAITMISSIONRESPONSE']._serialized_end=829
-  _globals['_CANCELMISSIONREQUEST']._serialized_start=831
-  _globals['_CANCELMISSIONREQUEST']._serialized_end=889
-  _globals['_CANCELMISSIONRESPONSE']._serialized_start=891
-  _globals['_CANCELMISSIONRESPONSE']._serialized_end=947
-  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_start=950
-  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_end=1092
-  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_start=1094
-  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_end=1159
-  _globals['_COMMITEVENTCURSORREQUEST']._serialized_start=1161
-  _globals['_COMMITEVENTCURSORREQUEST']._serialized_end=1223
-  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_start=1225
-  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_end=1288
-  _globals['_READRESULTARTIFACTSREQUEST']._serialized_start=1290
-  _globals['_READRESULTARTIFACTSREQUEST']._serialized_end=1372
-  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_start=1374
-  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_end=1474
-  _globals['_RESUMEMISSIONREQUEST']._serialized_start=1476
-  _globals['_RESUMEMISSIONREQUEST']._serialized_end=1565
-  _globals['_RESUMEMISSIONRESPONSE']._serialized_start=1567
-  _globals['_RESUMEMISSIONRESPONSE']._serialized_end=1623
-  _globals['_MISSIONCONTROL']._serialized_start=1626
-  _globals['_MISSIONCONTROL']._serialized_end=2366
+  _globals['_DISPATCHMISSIONREQUEST']._serialized_start=170
+  _globals['_DISPATCHMISSIONREQUEST']._serialized_end=236
+  _globals['_DISPATCHMISSIONRESPONSE']._serialized_start=238
+  _globals['_DISPATCHMISSIONRESPONSE']._serialized_end=347
+  _globals['_GETMISSIONREQUEST']._serialized_start=349
+  _globals['_GETMISSIONREQUEST']._serialized_end=388
+  _globals['_GETMISSIONRESPONSE']._serialized_start=390
+  _globals['_GETMISSIONRESPONSE']._serialized_end=443
+  _globals['_LISTMISSIONSREQUEST']._serialized_start=446
+  _globals['_LISTMISSIONSREQUEST']._serialized_end=618
+  _globals['_LISTMISSIONSRESPONSE']._serialized_start=620
+  _globals['_LISTMISSIONSRESPONSE']._serialized_end=701
+  _globals['_WAITMISSIONREQUEST']._serialized_start=703
+  _globals['_WAITMISSIONREQUEST']._serialized_end=787
+  _globals['_WAITMISSIONRESPONSE']._serialized_start=789
+  _globals['_WAITMISSIONRESPONSE']._serialized_end=862
+  _globals['_CANCELMISSIONREQUEST']._serialized_start=864
+  _globals['_CANCELMISSIONREQUEST']._serialized_end=922
+  _globals['_CANCELMISSIONRESPONSE']._serialized_start=924
+  _globals['_CANCELMISSIONRESPONSE']._serialized_end=980
+  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_start=983
+  _globals['_STREAMMISSIONEVENTSREQUEST']._serialized_end=1125
+  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_start=1127
+  _globals['_STREAMMISSIONEVENTSRESPONSE']._serialized_end=1192
+  _globals['_COMMITEVENTCURSORREQUEST']._serialized_start=1194
+  _globals['_COMMITEVENTCURSORREQUEST']._serialized_end=1256
+  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_start=1258
+  _globals['_COMMITEVENTCURSORRESPONSE']._serialized_end=1321
+  _globals['_READRESULTARTIFACTSREQUEST']._serialized_start=1323
+  _globals['_READRESULTARTIFACTSREQUEST']._serialized_end=1405
+  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_start=1407
+  _globals['_READRESULTARTIFACTSRESPONSE']._serialized_end=1507
+  _globals['_RESUMEMISSIONREQUEST']._serialized_start=1509
+  _globals['_RESUMEMISSIONREQUEST']._serialized_end=1598
+  _globals['_RESUMEMISSIONRESPONSE']._serialized_start=1600
+  _globals['_RESUMEMISSIONRESPONSE']._serialized_end=1656
+  _globals['_LANEFLAGS']._serialized_start=1659
+  _globals['_LANEFLAGS']._serialized_end=1895
+  _globals['_GETROUTINGFLAGSREQUEST']._serialized_start=1897
+  _globals['_GETROUTINGFLAGSREQUEST']._serialized_end=1921
+  _globals['_GETROUTINGFLAGSRESPONSE']._serialized_start=1923
+  _globals['_GETROUTINGFLAGSRESPONSE']._serialized_end=2047
+  _globals['_SETROUTINGFLAGSREQUEST']._serialized_start=2050
+  _globals['_SETROUTINGFLAGSREQUEST']._serialized_end=2372
+  _globals['_SETROUTINGFLAGSRESPONSE']._serialized_start=2374
+  _globals['_SETROUTINGFLAGSRESPONSE']._serialized_end=2470
+  _globals['_MISSIONCONTROL']._serialized_start=2473
+  _globals['_MISSIONCONTROL']._serialized_end=3377
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from services.common.contracts.vp.v1 import enums_pb2 as _enums_pb2
 from services.common.contracts.vp.v1 import event_pb2 as _event_pb2
 from services.common.contracts.vp.v1 import mission_pb2 as _mission_pb2
@@ -171,3 +172,71 @@ class ResumeMissionResponse(_message.Message):
     MISSION_FIELD_NUMBER: _ClassVar[int]
     mission: _mission_pb2.Mission
     def __init__(self, mission: _Optional[_Union[_mission_pb2.Mission, _Mapping]] = ...) -> None: ...
+
+class LaneFlags(_message.Message):
+    __slots__ = ("vp_id", "enabled", "shadow", "force_fallback", "max_in_flight", "max_queue_depth", "quotas_set", "version", "updated_at", "updated_by")
+    VP_ID_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_SET_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    vp_id: str
+    enabled: bool
+    shadow: bool
+    force_fallback: bool
+    max_in_flight: int
+    max_queue_depth: int
+    quotas_set: bool
+    version: int
+    updated_at: _timestamp_pb2.Timestamp
+    updated_by: str
+    def __init__(self, vp_id: _Optional[str] = ..., enabled: _Optional[bool] = ..., shadow: _Optional[bool] = ..., force_fallback: _Optional[bool] = ..., max_in_flight: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., quotas_set: _Optional[bool] = ..., version: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
+
+class GetRoutingFlagsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetRoutingFlagsResponse(_message.Message):
+    __slots__ = ("kill_switch", "lanes", "read_at")
+    KILL_SWITCH_FIELD_NUMBER: _ClassVar[int]
+    LANES_FIELD_NUMBER: _ClassVar[int]
+    READ_AT_FIELD_NUMBER: _ClassVar[int]
+    kill_switch: bool
+    lanes: _containers.RepeatedCompositeFieldContainer[LaneFlags]
+    read_at: _timestamp_pb2.Timestamp
+    def __init__(self, kill_switch: _Optional[bool] = ..., lanes: _Optional[_Iterable[_Union[LaneFlags, _Mapping]]] = ..., read_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetRoutingFlagsRequest(_message.Message):
+    __slots__ = ("vp_id", "kill_switch", "enabled", "shadow", "force_fallback", "max_in_flight", "max_queue_depth", "reason", "actor")
+    VP_ID_FIELD_NUMBER: _ClassVar[int]
+    KILL_SWITCH_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    vp_id: str
+    kill_switch: bool
+    enabled: bool
+    shadow: bool
+    force_fallback: bool
+    max_in_flight: int
+    max_queue_depth: int
+    reason: str
+    actor: str
+    def __init__(self, vp_id: _Optional[str] = ..., kill_switch: _Optional[bool] = ..., enabled: _Optional[bool] = ..., shadow: _Optional[bool] = ..., force_fallback: _Optional[bool] = ..., max_in_flight: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class SetRoutingFlagsResponse(_message.Message):
+    __slots__ = ("flags", "audit_event_id")
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    flags: GetRoutingFlagsResponse
+    audit_event_id: int
+    def __init__(self, flags: _Optional[_Union[GetRoutingFlagsResponse, _Mapping]] = ..., audit_event_id: _Optional[int] = ...) -> None: ...

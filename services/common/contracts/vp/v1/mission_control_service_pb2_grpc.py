@@ -83,6 +83,16 @@ class MissionControlStub:
                 request_serializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionRequest.SerializeToString,
                 response_deserializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionResponse.FromString,
                 _registered_method=True)
+        self.GetRoutingFlags = channel.unary_unary(
+                '/vp.v1.MissionControl/GetRoutingFlags',
+                request_serializer=vp_dot_v1_dot_mission__control__service__pb2.GetRoutingFlagsRequest.SerializeToString,
+                response_deserializer=vp_dot_v1_dot_mission__control__service__pb2.GetRoutingFlagsResponse.FromString,
+                _registered_method=True)
+        self.SetRoutingFlags = channel.unary_unary(
+                '/vp.v1.MissionControl/SetRoutingFlags',
+                request_serializer=vp_dot_v1_dot_mission__control__service__pb2.SetRoutingFlagsRequest.SerializeToString,
+                response_deserializer=vp_dot_v1_dot_mission__control__service__pb2.SetRoutingFlagsResponse.FromString,
+                _registered_method=True)
 
 
 class MissionControlServicer:
@@ -156,6 +166,23 @@ class MissionControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoutingFlags(self, request, context):
+        """Operator: the routing flags this replica routes with (read from the
+        store at most 0.5 s ago).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRoutingFlags(self, request, context):
+        """Operator: change the kill switch or one lane's flags and quotas at
+        runtime. Stored, so every replica routes with it within a second, and
+        audited with a vp.flags.changed event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MissionControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +230,16 @@ def add_MissionControlServicer_to_server(servicer, server):
                     servicer.ResumeMission,
                     request_deserializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionRequest.FromString,
                     response_serializer=vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionResponse.SerializeToString,
+            ),
+            'GetRoutingFlags': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingFlags,
+                    request_deserializer=vp_dot_v1_dot_mission__control__service__pb2.GetRoutingFlagsRequest.FromString,
+                    response_serializer=vp_dot_v1_dot_mission__control__service__pb2.GetRoutingFlagsResponse.SerializeToString,
+            ),
+            'SetRoutingFlags': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRoutingFlags,
+                    request_deserializer=vp_dot_v1_dot_mission__control__service__pb2.SetRoutingFlagsRequest.FromString,
+                    response_serializer=vp_dot_v1_dot_mission__control__service__pb2.SetRoutingFlagsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -452,6 +489,60 @@ class MissionControl:
             '/vp.v1.MissionControl/ResumeMission',
             vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionRequest.SerializeToString,
             vp_dot_v1_dot_mission__control__service__pb2.ResumeMissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutingFlags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vp.v1.MissionControl/GetRoutingFlags',
+            vp_dot_v1_dot_mission__control__service__pb2.GetRoutingFlagsRequest.SerializeToString,
+            vp_dot_v1_dot_mission__control__service__pb2.GetRoutingFlagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRoutingFlags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vp.v1.MissionControl/SetRoutingFlags',
+            vp_dot_v1_dot_mission__control__service__pb2.SetRoutingFlagsRequest.SerializeToString,
+            vp_dot_v1_dot_mission__control__service__pb2.SetRoutingFlagsResponse.FromString,
             options,
             channel_credentials,
             insecure,

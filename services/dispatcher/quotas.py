@@ -1,0 +1,38 @@
+"""Hard per-lane quotas, checked inside the dispatch transaction.
+
+Routing reads lane load through a one-second cache, so on its own it lets a
+burst overshoot a quota (four missions queued on a lane limited to two). The
+dispatch transaction therefore counts the lane's load again and refuses to queue
+past its quota. On PostgreSQL it first locks the lane's routing-flags row, so
+two replicas dispatching to one lane count one after the other; SQLite
+serializes writers anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from services.common.states import MissionState
+from services.common.store.interface import Tx
+from services.common.store.records import MissionRecord
+from services.dispatcher.routing import LaneConfig
+from services.dispatcher.routing.policy import over_capacity
+
+
+class LaneFull(Exception):
+    """The lane reached its quota between routing and the transaction."""
+
+    def __init__(self, lane: str) -> None:
+        super().__init__(f"lane {lane} is at its quota")
+        self.lane = lane
+
+
+def check(tx: Tx, lanes: Mapping[str, LaneConfig], records: Sequence[MissionRecord]) -> None:
+    """Raise LaneFull for the first lane a new record would queue on past its quota."""
+    # Sorted: two transactions locking two lanes take the locks in one order.
+    for lane in sorted({record.lane for record in records if record.lane in lanes}):
+        tx.get_routing_flags(lane, for_update=True)
+        in_flight = tx.count_missions(lane, [MissionState.RUNNING])
+        queued = tx.count_missions(lane, [MissionState.QUEUED])
+        if over_capacity(lanes[lane], in_flight, queued):
+            raise LaneFull(lane)
