@@ -133,7 +133,8 @@ def build_parser() -> EnvArgumentParser:
         return p
 
     p = command("dispatch", "dispatch a mission (with --wait: follow its progress until it ends)")
-    p.add_argument("--vp-id", required=True, help="requested lane, e.g. vp.coder.primary")
+    p.add_argument("--vp-id", default="", help="requested lane, e.g. vp.coder.primary; omit it to let the "
+                   "dispatcher's intent rules pick the lane for --type")
     p.add_argument("--type", required=True, help="mission type, e.g. code, task, research")
     p.add_argument("--objective", required=True, help="what to do, in natural language")
     p.add_argument("--idempotency-key", help="same key returns the same mission (default: generated)")

@@ -34,7 +34,10 @@ def validate(envelope: mission_pb2.MissionEnvelope, settings: DispatcherSettings
     if envelope.schema_version > SCHEMA_VERSION:
         v.append(FieldViolation("envelope.schema_version", f"this server speaks up to {SCHEMA_VERSION}"))
     v += check_mission_id(envelope.mission_id, "envelope.mission_id", required=False)
-    v += check_vp_id(envelope.vp_id, "envelope.vp_id")
+    intent = None if envelope.vp_id else settings.intent_rules().rule_for(envelope.mission_type)
+    if envelope.vp_id or intent is None:
+        # Optional only when an intent rule maps the mission type.
+        v += check_vp_id(envelope.vp_id, "envelope.vp_id")
     if not envelope.mission_type:
         v.append(FieldViolation("envelope.mission_type", "required"))
     elif len(envelope.mission_type) > limits.mission_type_chars or not MISSION_TYPE_PATTERN.match(
@@ -75,7 +78,7 @@ def validate(envelope: mission_pb2.MissionEnvelope, settings: DispatcherSettings
             v.append(FieldViolation("envelope.budget.max_cost_usd", "must be positive when set"))
     if envelope.trace.traceparent and not TRACEPARENT_PATTERN.match(envelope.trace.traceparent):
         v.append(FieldViolation("envelope.trace.traceparent", "must be a W3C traceparent"))
-    if not v and envelope.vp_id not in settings.lanes:
+    if not v and envelope.vp_id and envelope.vp_id not in settings.lanes:
         raise InvalidArgument(FieldViolation("envelope.vp_id", f"no lane {envelope.vp_id!r}; lanes: "
                                              f"{', '.join(sorted(settings.lanes))}"), reason="UNKNOWN_VP")
     if v:

@@ -35,7 +35,16 @@ from services.dispatcher.core import DispatcherCore
 from services.dispatcher.registry_client import RegistryClient
 from services.dispatcher.missions_api import MissionsApi
 from services.common.validation import check_vp_id
-from services.dispatcher.routing import LaneConfig, default_lanes, describe_env_vars, flags_from_env, validate_lanes
+from services.dispatcher.routing import (
+    GENERAL,
+    LaneConfig,
+    default_lanes,
+    describe_env_vars,
+    flags_from_env,
+    parse_rules,
+    rules_from_lanes,
+    validate_lanes,
+)
 from services.dispatcher.servicers import add_to_server
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.supervision import Supervisor
@@ -73,6 +82,11 @@ def build_parser() -> EnvArgumentParser:
                             help="re-route vp.coder.primary fallbacks to vp.general.primary instead of the caller")
     parser.add_env_argument("--extra-lanes", env="VP_EXTRA_LANES", default="",
                             help="comma-separated vp_ids served besides the two primary lanes (fallback: caller)")
+    parser.add_env_argument("--intent-routes", env="VP_INTENT_ROUTES", default="",
+                            help="mission_type -> lane(s) for missions that name no vp_id, e.g. "
+                                 "'code=vp.coder.primary|vp.general.primary,*=vp.general.primary' (first usable lane "
+                                 "wins; '*' is the default); entries replace the built-in map: each lane's mission "
+                                 f"types ({rules_from_lanes(lanes, GENERAL).describe()})")
     parser.add_env_argument("--lane-max-in-flight", env="VP_LANE_MAX_IN_FLIGHT", default=64, type=int,
                             help="per-lane limit of running missions before queueing counts against capacity")
     parser.add_env_argument("--lane-max-queue", env="VP_LANE_MAX_QUEUE_DEPTH", default=10_000, type=int,
@@ -98,7 +112,9 @@ def settings_from(args) -> DispatcherSettings:
     lanes = {vp_id: replace(cfg, max_in_flight=args.lane_max_in_flight, max_queue_depth=args.lane_max_queue)
              for vp_id, cfg in lanes.items()}
     validate_lanes(lanes)
+    intent = parse_rules(args.intent_routes, lanes, rules_from_lanes(lanes, GENERAL))
     return DispatcherSettings(
+        intent=intent,
         lanes=lanes, flags=flags_from_env(os.environ, lanes), allowed_roots=_paths(args.allowed_roots),
         protected_roots=_paths(args.protected_roots), default_max_attempts=args.default_max_attempts,
         heartbeat_interval=timedelta(seconds=args.heartbeat_interval),

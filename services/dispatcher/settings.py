@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from services.dispatcher.routing import LaneConfig, RoutingFlags, default_lanes
+from services.dispatcher.routing import GENERAL, IntentRules, LaneConfig, RoutingFlags, default_lanes, rules_from_lanes
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class EnvelopeLimits:
 class DispatcherSettings:
     lanes: dict[str, LaneConfig] = field(default_factory=default_lanes)
     flags: RoutingFlags = field(default_factory=RoutingFlags)
+    # mission_type -> lane(s) for missions that name no vp_id; None: each lane's
+    # mission types, and the general lane for the rest (intent_rules()).
+    intent: IntentRules | None = None
     allowed_roots: tuple[Path, ...] = ()
     protected_roots: tuple[Path, ...] = ()
     limits: EnvelopeLimits = field(default_factory=EnvelopeLimits)
@@ -40,6 +43,11 @@ class DispatcherSettings:
     # How long lane health read from the registry is trusted.
     health_cache_ttl: timedelta = timedelta(seconds=1)
     wait_cap: timedelta = timedelta(seconds=300)
+
+    def intent_rules(self) -> IntentRules:
+        if self.intent is not None:
+            return self.intent
+        return rules_from_lanes(self.lanes, GENERAL if GENERAL in self.lanes else "")
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_max_attempts <= self.limits.max_attempts:

@@ -95,7 +95,7 @@ def test_every_service_exports_metrics(stack):
         assert fallback.route.fallback_reason == S.FALLBACK_REASON_UNHEALTHY
         assert fallback.mission.state == S.MISSION_STATE_FAILED
         with pytest.raises(grpc.RpcError) as invalid:
-            dispatch(stub, "")
+            dispatch(stub, "vp.nope.primary")
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         channel.close()

@@ -25,12 +25,14 @@ from services.dispatcher.routing.lanes import (
     lane_for_intent,
     validate_lanes,
 )
+from services.dispatcher.routing.intent import IntentRule, IntentRules, parse_rules, rules_from_lanes
 from services.dispatcher.routing.policy import (
     FAILURE_REASONS,
     Decision,
     Reason,
     RoutingDecision,
     decide,
+    decide_by_intent,
     decide_after_failure,
     route_after_failure,
     to_caller,
@@ -38,6 +40,11 @@ from services.dispatcher.routing.policy import (
 from services.dispatcher.routing.proto import route_dict, to_fallback_target_proto, to_route_proto
 
 __all__ = [
+    "IntentRule",
+    "IntentRules",
+    "decide_by_intent",
+    "parse_rules",
+    "rules_from_lanes",
     "CODER",
     "FAILURE_REASONS",
     "GENERAL",

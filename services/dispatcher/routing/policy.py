@@ -8,10 +8,11 @@ always give the same route (seed 000: "deterministic fallback").
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from services.dispatcher.routing.flags import RoutingFlags
+from services.dispatcher.routing.intent import IntentRule
 from services.dispatcher.routing.lanes import FallbackTarget, LaneConfig, LaneState
 
 
@@ -50,6 +51,8 @@ class RoutingDecision:
     shadow_lane: str | None
     hops: tuple[str, ...]
     provenance: str
+    # The intent rule that chose the requested lane ("" when the caller named it).
+    rule: str = ""
 
 
 def _gate(vp_id: str, flags: RoutingFlags) -> Reason | None:
@@ -168,6 +171,27 @@ def decide(
         hops=(requested_vp_id,),
         provenance=_provenance(Decision.DELEGATED, requested_vp_id, None, None),
     )
+
+
+def decide_by_intent(
+    *,
+    mission_type: str,
+    rule: IntentRule,
+    lanes: Mapping[str, LaneConfig],
+    states: Mapping[str, LaneState],
+    flags: RoutingFlags,
+) -> RoutingDecision:
+    """Route a mission that names no lane: the first of the rule's lanes that is
+    enabled, healthy and has room is the requested lane; when none is, the first
+    one, whose fallback chain then applies. The provenance names the rule."""
+    candidates = [lane for lane in rule.lanes if lane in lanes]
+    if not candidates:
+        raise ValueError(f"intent rule {rule.name} names no configured lane")
+    chosen = next((lane for lane in candidates
+                   if _gate(lane, flags) is None and _load(lanes[lane], states.get(lane)) is None), candidates[0])
+    decision = decide(requested_vp_id=chosen, mission_type=mission_type, lanes=lanes, states=states, flags=flags)
+    return replace(decision, rule=rule.name,
+                   provenance=f"intent {rule.name} chose {chosen}; {decision.provenance}")
 
 
 def decide_after_failure(
