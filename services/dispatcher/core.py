@@ -17,13 +17,20 @@ from services.common.states import MissionState
 from services.common.store.interface import Store
 from services.common.store.records import MissionRecord
 from services.common.telemetry import tracing
-from services.dispatcher import metrics_hooks, transitions
+from services.dispatcher import metrics_hooks, registry_blip, transitions
 from services.dispatcher.effects import Effects
 from services.dispatcher.group_commit import GroupCommit
 from services.dispatcher.mission_proto import STATE_TO_PROTO, mission_to_proto
 from services.dispatcher.notifier import Notifier
 from services.dispatcher.registry_port import Registry
-from services.dispatcher.routing import LaneState, Reason, RoutingDecision, decide, route_after_failure
+from services.dispatcher.routing import (
+    LaneState,
+    Reason,
+    RoutingDecision,
+    decide,
+    decide_by_intent,
+    route_after_failure,
+)
 from services.dispatcher.runtime_flags import FlagsView
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.worker_hub import WorkerConnection, WorkerHub
@@ -58,6 +65,7 @@ class DispatcherCore:
         self._load_at = 0.0
         # Flags and quotas live in the store (seeded from settings.flags at first start).
         self.flags = FlagsView(store, clock, settings.lanes, settings.flags)
+        self.intent = settings.intent_rules()
         metrics_hooks.init_lanes(settings.lanes)
 
     # --- routing inputs ----------------------------------------------------
@@ -65,7 +73,8 @@ class DispatcherCore:
         """Health and load of every lane. Load is read at most once per
         health_cache_ttl: capacity limits are soft by that much, and a burst of
         dispatches costs one grouped query instead of one per mission."""
-        health = await self.registry.lanes()
+        health = registry_blip.bridged(await self.registry.lanes(), self.registry.last_known(), self.hub,
+                                       self.clock.now(), self.settings.heartbeat_interval)
         now = time.monotonic()
         if self._load is None or now - self._load_at >= self.settings.health_cache_ttl.total_seconds():
             self._load = await self.store.aread(lambda tx: tx.count_by_lane([M.RUNNING, M.QUEUED]))
@@ -80,12 +89,19 @@ class DispatcherCore:
         return states
 
     async def route(self, vp_id: str, mission_type: str, *, full: frozenset[str] = frozenset()) -> RoutingDecision:
-        """full: lanes the dispatch transaction found at their quota (routed as over capacity)."""
+        """Route to vp_id, or by the intent rule of mission_type when vp_id is "".
+        full: lanes the dispatch transaction found at their quota (routed as over capacity)."""
         snapshot = await self.flags.current()
         states = await self.lane_states()
         for lane in full:
             states[lane] = LaneState(healthy=states[lane].healthy, in_flight=snapshot.lanes[lane].max_in_flight,
                                      queued=snapshot.lanes[lane].max_queue_depth)
+        if not vp_id:
+            rule = self.intent.rule_for(mission_type)
+            if rule is None:  # envelope validation refuses this before routing
+                raise ValueError(f"no intent rule for mission_type {mission_type!r}")
+            return decide_by_intent(mission_type=mission_type, rule=rule, lanes=snapshot.lanes, states=states,
+                                    flags=snapshot.flags)
         return decide(requested_vp_id=vp_id, mission_type=mission_type, lanes=snapshot.lanes, states=states,
                       flags=snapshot.flags)
 

@@ -59,9 +59,11 @@ class MissionsApi:
         while True:
             with tracing.span("vp.route", attributes={"mission_id": normal.mission_id,
                                                       "vp_id": normal.vp_id}) as span:
-                decision = await self.core.route(normal.vp_id, normal.mission_type, full=full)
+                decision = await self.core.route(envelope.vp_id, normal.mission_type, full=full)
                 span.set_attribute("route", decision.decision.value)
                 span.set_attribute("lane", decision.lane)
+            # Named by the caller, or chosen by an intent rule (decision.rule).
+            normal.vp_id = decision.requested_vp_id
             lanes = (await self.core.flags.current()).lanes
             records = _records_for(normal, digest, decision, now)
             decisions = [decision, _shadow(decision)][:len(records)]

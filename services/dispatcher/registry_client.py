@@ -30,6 +30,8 @@ class RegistryClient:
         self._cache: dict[str, LeaseView] = {}
         self._cached_at = 0.0
         self._refresh_lock = asyncio.Lock()
+        self._last_good: dict[str, LeaseView] = {}
+        self._unreachable = False
 
     async def lanes(self) -> dict[str, LeaseView]:
         """Every session's lease view; unhealthy for all if the registry is down."""
@@ -49,9 +51,20 @@ class RegistryClient:
                     if not token:
                         break
             except grpc.aio.AioRpcError as error:
-                log.warning("registry unreachable (%s); treating every lane as unhealthy", error.code().name)
+                # Once per outage: the supervisor reads lane health several times a second.
+                (log.debug if self._unreachable else log.warning)(
+                    "registry unreachable (%s); lanes without a live, heartbeating worker stream are unhealthy",
+                    error.code().name)
+                views, self._unreachable = {}, True
+            else:
+                if self._unreachable:
+                    log.info("registry reachable again")
+                self._last_good, self._unreachable = views, False
             self._cache, self._cached_at = views, time.monotonic()
             return views
+
+    def last_known(self) -> dict[str, LeaseView] | None:
+        return dict(self._last_good) if self._unreachable else None
 
     async def lease(self, vp_id: str) -> LeaseView:
         """Fresh (uncached) view of one lane's lease, for fencing decisions."""

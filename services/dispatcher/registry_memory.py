@@ -30,6 +30,7 @@ class InMemoryRegistry:
         self.sessions: dict[str, SessionRecord] = {}
         # While set, every call fails as an unreachable registry would.
         self.down = False
+        self._last_good: dict[str, LeaseView] = {}
         self._lock = asyncio.Lock()
 
     # --- the lease holder's side (what a worker does over gRPC) ---------------
@@ -54,7 +55,11 @@ class InMemoryRegistry:
     async def lanes(self) -> dict[str, LeaseView]:
         if self.down:
             return {}
-        return {vp_id: view_of(self._proto(record)) for vp_id, record in self.sessions.items()}
+        self._last_good = {vp_id: view_of(self._proto(record)) for vp_id, record in self.sessions.items()}
+        return dict(self._last_good)
+
+    def last_known(self) -> dict[str, LeaseView] | None:
+        return dict(self._last_good) if self.down else None
 
     async def lease(self, vp_id: str) -> LeaseView:
         try:

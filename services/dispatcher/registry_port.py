@@ -50,4 +50,9 @@ class Registry(Protocol):
         """Drop any cached lane view: the next lanes() reads afresh."""
         ...
 
+    def last_known(self) -> dict[str, LeaseView] | None:
+        """The views of the last successful read while the latest lanes() read
+        failed (registry unreachable); None while the registry answers."""
+        ...
+
     async def close(self) -> None: ...
