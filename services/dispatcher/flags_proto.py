@@ -7,10 +7,12 @@ from services.common.timeutil import to_timestamp
 from services.dispatcher.runtime_flags import FlagsChange, FlagsSnapshot
 
 
-def snapshot_to_proto(snapshot: FlagsSnapshot) -> mc_pb.GetRoutingFlagsResponse:
+def snapshot_to_proto(snapshot: FlagsSnapshot, *, only: str = "") -> mc_pb.GetRoutingFlagsResponse:
     reply = mc_pb.GetRoutingFlagsResponse(kill_switch=snapshot.flags.kill_switch,
                                           read_at=to_timestamp(snapshot.read_at))
     for vp_id in sorted(snapshot.lanes):
+        if only and vp_id != only:
+            continue
         flags, cfg, row = snapshot.flags.for_lane(vp_id), snapshot.lanes[vp_id], snapshot.rows.get(vp_id)
         lane = mc_pb.LaneFlags(vp_id=vp_id, enabled=flags.enabled, shadow=flags.shadow,
                                force_fallback=flags.force_fallback, max_in_flight=cfg.max_in_flight,

@@ -92,7 +92,12 @@ class MissionControlServicer(mc_grpc.MissionControlServicer):
                                                     size=chunk.size, eof=chunk.eof)
 
     async def GetRoutingFlags(self, request, context):
-        return flags_proto.snapshot_to_proto(await self.api.core.flags.current())
+        core = self.api.core
+        if request.vp_id and request.vp_id not in core.settings.lanes:
+            raise InvalidArgument(FieldViolation("vp_id", f"not a configured lane; lanes: "
+                                                          f"{', '.join(sorted(core.settings.lanes))}"),
+                                  reason="UNKNOWN_VP")
+        return flags_proto.snapshot_to_proto(await core.flags.current(), only=request.vp_id)
 
     async def SetRoutingFlags(self, request, context):
         snapshot, event_id = await self.api.core.flags.change(flags_proto.change_from_proto(request))

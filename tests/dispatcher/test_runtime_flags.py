@@ -55,6 +55,8 @@ async def test_a_change_on_one_replica_routes_on_the_other_within_the_refresh(db
         lane = {lane.vp_id: lane for lane in (await flags(a)).lanes}[CODER]
         assert lane.force_fallback and lane.max_queue_depth == 7 and lane.quotas_set and lane.version == 2
         assert (await route_of(a)).route.fallback_reason == S.FALLBACK_REASON_FORCED
+        only = await a.missions.GetRoutingFlags(mc_pb.GetRoutingFlagsRequest(vp_id=CODER))
+        assert [lane.vp_id for lane in only.lanes] == [CODER]
 
         audit = [r.event async for r in a.missions.StreamMissionEvents(
             mc_pb.StreamMissionEventsRequest(event_types=[AUDIT_EVENT]))]

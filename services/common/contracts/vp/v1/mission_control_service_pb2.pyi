@@ -198,8 +198,10 @@ class LaneFlags(_message.Message):
     def __init__(self, vp_id: _Optional[str] = ..., enabled: _Optional[bool] = ..., shadow: _Optional[bool] = ..., force_fallback: _Optional[bool] = ..., max_in_flight: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., quotas_set: _Optional[bool] = ..., version: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
 
 class GetRoutingFlagsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("vp_id",)
+    VP_ID_FIELD_NUMBER: _ClassVar[int]
+    vp_id: str
+    def __init__(self, vp_id: _Optional[str] = ...) -> None: ...
 
 class GetRoutingFlagsResponse(_message.Message):
     __slots__ = ("kill_switch", "lanes", "read_at")
