@@ -103,7 +103,7 @@ class MissionControlServicer(mc_grpc.MissionControlServicer):
         snapshot, event_id = await self.api.core.flags.change(flags_proto.change_from_proto(request))
         log.info("routing flags changed (%s): %s", request.vp_id or "kill switch", request.reason,
                  extra={"vp_id": request.vp_id})
-        self.api.core.spawn(self.api.core.notifier.events_appended())
+        self.api.core.notifier.events_appended()
         return mc_pb.SetRoutingFlagsResponse(flags=flags_proto.snapshot_to_proto(snapshot), audit_event_id=event_id)
 
 
