@@ -80,8 +80,26 @@ def test_drain_window_then_draining_error_then_the_client_retries(e2e, tmp_path)
             except Exception as error:  # noqa: BLE001 - reported by the assertion below
                 client_result["error"] = error
 
+    followed: list[str] = []
+    followed_ids: list[int] = []
+
+    def client_follow() -> None:
+        # A followed event stream is a long call too: drained, then reopened after its cursor.
+        with SyncMissionControlClient(e2e.dispatcher_address, timeout=60) as client:
+            try:
+                for event in client.events(mission_id=mission_id, follow=True):
+                    followed.append(event.event_type)
+                    followed_ids.append(event.event_id)
+                    if event.event_type == "vp.mission.completed":
+                        return
+            except Exception as error:  # noqa: BLE001 - reported by the assertion below
+                followed.append(f"error: {error!r}")
+
     waiter = threading.Thread(target=client_wait, daemon=True)
     waiter.start()
+    follower = threading.Thread(target=client_follow, daemon=True)
+    follower.start()
+    wait_until(lambda: "vp.mission.started" in followed, timeout=30, what="the follower to catch up")
     poller = HealthPoller(e2e.dispatcher_address)
     poller.start()
     wait_until(lambda: poller.first("SERVING"), timeout=10, what="the poller to see SERVING")
@@ -111,5 +129,8 @@ def test_drain_window_then_draining_error_then_the_client_retries(e2e, tmp_path)
     waiter.join(90)
     assert "error" not in client_result, client_result
     assert client_result["mission"].state == S.MISSION_STATE_COMPLETED, client_result
+    follower.join(60)
+    assert followed[-1] == "vp.mission.completed", followed
+    assert followed_ids == sorted(set(followed_ids)), followed_ids  # reopened after its cursor: no repeat
     channel.close()
 
