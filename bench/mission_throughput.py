@@ -200,7 +200,7 @@ def main() -> int:
         registry_db = f"sqlite:///{tmp}/registry.db" if args.separate_registry_db and not args.db else db
         try:
             registry = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", registry_db,
-                                       "--lease-ttl", str(args.lease_ttl)])
+                                       "--lease-ttl", str(args.lease_ttl), "--workspace-root", f"{tmp}/ws"])
             processes.append(registry)
             registry_address = registry.address(30)
             dispatcher_addresses = []

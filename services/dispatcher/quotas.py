@@ -33,6 +33,8 @@ def check(tx: Tx, lanes: Mapping[str, LaneConfig], records: Sequence[MissionReco
     for lane in sorted({record.lane for record in records if record.lane in lanes}):
         tx.get_routing_flags(lane, for_update=True)
         in_flight = tx.count_missions(lane, [MissionState.RUNNING])
+        if in_flight < lanes[lane].max_in_flight:
+            continue  # a lane with free run slots takes work whatever its queue (and the queue is not counted)
         queued = tx.count_missions(lane, [MissionState.QUEUED])
         if over_capacity(lanes[lane], in_flight, queued):
             raise LaneFull(lane)
