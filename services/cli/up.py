@@ -45,6 +45,10 @@ def _spawn(name: str, module: str, *args: str) -> Child:
     return Child(name, process)
 
 
+class PortTaken(RuntimeError):
+    """A port of the stack is held by another process: a configuration error (exit 2, as the services)."""
+
+
 def _check_free(address: str) -> None:
     """Refuse to start on a port another process holds. The services fail on it
     too, but a health check could reach the other process before ours exits."""
@@ -55,8 +59,8 @@ def _check_free(address: str) -> None:
         try:
             probe.bind((host.strip("[]"), int(port)))
         except OSError as error:
-            raise RuntimeError(f"cannot listen on {address}: {error.strerror or error} (is another stack "
-                               "running? choose other ports with --registry / --dispatcher)") from None
+            raise PortTaken(f"cannot listen on {address}: {error.strerror or error} (is another stack "
+                            "running? choose other ports with --registry / --dispatcher)") from None
 
 
 def _wait_healthy(address: str, service: str, child: Child) -> None:
@@ -176,6 +180,9 @@ def run_up(args) -> int:
                 return exit_codes.ERROR
         print("stopping...", flush=True)
         return exit_codes.OK
+    except PortTaken as error:
+        print(f"vpctl up: {error}", file=sys.stderr)
+        return exit_codes.USAGE
     except RuntimeError as error:
         print(f"vpctl up: {error}", file=sys.stderr)
         return exit_codes.UNAVAILABLE

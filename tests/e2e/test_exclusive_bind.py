@@ -5,6 +5,7 @@ the kernel split connections between the two)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import grpc
@@ -12,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.grpc_server import EXIT_CANNOT_LISTEN
+from tests.support.e2e import free_port
 from tests.support.processes import console_script
 
 
@@ -41,3 +43,17 @@ def test_a_second_server_on_a_taken_port_fails_naming_the_port(e2e, tmp_path, se
     # The first server still owns the port: every new connection reaches it.
     for _ in range(5):
         assert _serving(first)
+
+
+def test_vpctl_up_on_a_taken_port_stops_before_starting_anything(tmp_path):
+    """A second `make run` must not join the first stack: vpctl up checks its ports first."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        taken = f"127.0.0.1:{holder.getsockname()[1]}"
+        result = subprocess.run([console_script("vpctl"), "--registry", taken, "--dispatcher", f"127.0.0.1:{free_port()}",
+                                 "up", "--data-dir", str(tmp_path / "data"), "--no-demo", "--metrics-base-port", "0"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result
+    assert f"cannot listen on {taken}" in result.stderr
+    assert not (tmp_path / "data" / "vp.db").exists()  # nothing was started
