@@ -92,7 +92,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--lane-max-queue", env="VP_LANE_MAX_QUEUE_DEPTH", default=10_000, type=int,
                             help="per-lane queue depth beyond which missions fall back (over_capacity)")
     parser.add_env_argument("--heartbeat-interval", env="VP_HEARTBEAT_INTERVAL_SECONDS", default=5.0,
-                            type=positive_float, help="seconds between worker heartbeats (capped at lease TTL / 3)")
+                            type=positive_float, help="seconds between worker heartbeats (capped at lease TTL / 4)")
     parser.add_env_argument("--supervise-interval", env="VP_SUPERVISE_INTERVAL_SECONDS", default=0.5,
                             type=positive_float, help="seconds between deadline / lost-worker checks")
     parser.add_env_argument("--default-max-attempts", env="VP_DEFAULT_MAX_ATTEMPTS", default=3, type=int,

@@ -27,6 +27,7 @@ from services.dispatcher.mission_proto import PROTO_TO_STATE, STATE_TO_PROTO
 from services.dispatcher.worker_hub import WorkerConnection
 
 log = logging.getLogger(__name__)
+HEARTBEATS_PER_TTL = 4
 M = MissionState
 MAX_CAPACITY = MAX_WORKER_CAPACITY
 
@@ -64,7 +65,10 @@ class WorkerProtocol:
                                       workspace_dir=session.workspace_dir, lease_ttl=max(ttl, timedelta(seconds=1)),
                                       lease_expires_at=expires, last_heartbeat_at=self.core.clock.now())
         revoked, effects = await self._reconcile(connection, set(hello.running_mission_ids))
-        interval = min(self.core.settings.heartbeat_interval, ttl / 3)
+        # A quarter of the TTL: renewal gaps stay under a third of it even when a
+        # renewal is late, and the worker's trust window (TTL minus a fifth)
+        # survives two lost confirmations.
+        interval = min(self.core.settings.heartbeat_interval, ttl / HEARTBEATS_PER_TTL)
         # Welcome goes first; only then may the hub push cancels and assignments to this stream.
         connection.send(wc_pb.ConnectResponse(welcome=wc_pb.DispatcherWelcome(
             session=session, heartbeat_interval=to_duration(interval), revoked_mission_ids=sorted(revoked))))

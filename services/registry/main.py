@@ -75,7 +75,9 @@ def settings_from(args) -> RegistrySettings:
 
 async def run(args) -> None:
     settings = settings_from(args)
-    store = SqlStore(args.db)
+    # Lease renewals first: on a database file shared with a dispatcher they
+    # must not wait behind its mission traffic.
+    store = SqlStore(args.db, eager_writes=True)
     registry = SessionRegistry(store, SystemClock(), settings)
     running = await start_server(args.listen, lambda server: add_to_server(SessionRegistryServicer(registry), server))
     log.info("vp-registry listening on %s", running.address, extra={"address": running.address})

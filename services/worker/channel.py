@@ -396,8 +396,12 @@ class DispatcherLink:
                 self._failed_attempts, what, extra=self._extra)
 
     async def _heartbeats(self, term: Term, interval: float) -> None:
+        # A fixed rate, not a sleep after each send: a slow write must not stretch the gaps.
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            due = max(due + interval, loop.time())
+            await asyncio.sleep(due - loop.time())
             self._beat_seq += 1
             # The send time anchors the trust window when the renewal is confirmed.
             self._beats_sent[self._beat_seq] = self.trust.now()

@@ -222,4 +222,4 @@ class LaneConfig:
     @property
     def renew_interval(self) -> float:
         """How often the worker renews its lease directly while disconnected."""
-        return max(0.2, float(self.lease_ttl) / 3.0)
+        return max(0.2, float(self.lease_ttl) / 4.0)

@@ -11,6 +11,8 @@ that we, not the driver, decide what BEGIN says.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
 BUSY_TIMEOUT_MS = 5000
+#: An eager writer (create_engine_for(..., eager_writes=True)) retries BEGIN
+#: IMMEDIATE this often instead of SQLite's busy handler, whose sleeps grow to
+#: 100 ms: between another process's back-to-back transactions it gets the
+#: lock within a fraction of a millisecond.
+EAGER_RETRY_S = 0.0005
 # The registry and the dispatcher share one store by default (as in compose,
 # where both use one PostgreSQL database): the registry's vp.session.* events
 # then reach StreamMissionEvents, which reads the one event log.
@@ -38,11 +45,15 @@ def is_sqlite(url: str | URL) -> bool:
     return normalize_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine_for(url: str | URL) -> Engine:
+def create_engine_for(url: str | URL, *, eager_writes: bool = False) -> Engine:
+    """``eager_writes`` (SQLite): this process's write transactions take the
+    database lock as soon as it is free, ahead of other processes' writers that
+    wait in SQLite's busy handler. The registry uses it, so that lease renewals
+    never queue behind a dispatcher's traffic on a shared database file."""
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, eager_writes)
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             raise ValueError(f"unsupported PostgreSQL driver {parsed.drivername!r}; use postgresql+psycopg://")
@@ -53,7 +64,7 @@ def create_engine_for(url: str | URL) -> Engine:
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://")
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, eager_writes: bool = False) -> Engine:
     database = url.database or ""
     if database in ("", ":memory:") or url.query.get("mode") == "memory":
         # Each pooled connection would see its own empty database, so
@@ -68,7 +79,7 @@ def _sqlite_engine(url: URL) -> Engine:
         max_overflow=8,
     )
     event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
+    event.listen(engine, "begin", _sqlite_on_begin_eagerly if eager_writes else _sqlite_on_begin)
     return engine
 
 
@@ -94,3 +105,25 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN DEFERRED")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_on_begin_eagerly(conn: Connection) -> None:
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN DEFERRED")
+        return
+    raw = conn.connection.dbapi_connection
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(EAGER_RETRY_S)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -30,9 +30,10 @@ class SqlStore:
     """The durable store. fn passed to run/read may be attempted more than
     once (after a transient conflict), so it must do nothing but store work."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, eager_writes: bool = False) -> None:
+        """``eager_writes``: see engine.create_engine_for (SQLite only)."""
         self.url = url
-        self._engine = create_engine_for(url)
+        self._engine = create_engine_for(url, eager_writes=eager_writes)
         sqlite = self._engine.dialect.name == "sqlite"
         try:
             if migrate:
