@@ -400,8 +400,8 @@ async def test_vp_worker_process_sigterm_drains_finishes_work_and_releases_lease
                                 "--drain-timeout", "20")
     try:
         stream = await fake.wait_stream(1, timeout=20)
-        assert re.search(rf"vp-worker {re.escape(vp_id)} connected to {re.escape(fake.address)} \(epoch 1\)",
-                         proc.output), proc.output
+        # The fake sees the hello before the worker logs the welcome: wait for the line.
+        proc.wait_for_line(rf"vp-worker {re.escape(vp_id)} connected to {re.escape(fake.address)} \(epoch 1\)")
         await stream.assign(make_mission("m-drain", vp_id=vp_id))
         await fake.wait_until(lambda: progress_lines(fake, "m-drain"), what="mission running")
         proc.proc.send_signal(signal.SIGTERM)
