@@ -121,9 +121,12 @@ ARTIFACT = _obj({
 
 DISPATCH_INPUT = _input({
     "vp_id": _s("Which VP lane runs the mission: \"vp.coder.primary\" (CODIE: code changes, repositories, tests) or "
-                "\"vp.general.primary\" (the generalist: research, writing, everything else). vp_list_sessions shows "
-                "the lanes and whether a VP is live on each.", minLength=1, maxLength=128),
-    "mission_type": _s("The kind of work, e.g. \"code\", \"task\", \"research\".", minLength=1, maxLength=64),
+                "\"vp.general.primary\" (the generalist: research, writing, everything else). Omit it to let the "
+                "dispatcher choose the lane from mission_type (the route's provenance then names the rule). "
+                "vp_list_sessions shows the lanes and whether a VP is live on each.", minLength=1, maxLength=128),
+    "mission_type": _s("The kind of work, e.g. \"code\", \"refactor\", \"test\" (CODIE's) or \"research\", "
+                       "\"writing\", \"task\" (the generalist's); it picks the lane when vp_id is omitted.",
+                       minLength=1, maxLength=64),
     "objective": _s("What the VP should do, self-contained: the VP does not see this conversation. Include "
                     "acceptance criteria and where results should go.", minLength=1, maxLength=65536),
     "idempotency_key": _s("Makes the dispatch safe to retry: the same key always returns the same mission instead of "
@@ -153,7 +156,7 @@ DISPATCH_INPUT = _input({
     "max_cost_usd": {"type": "number", "exclusiveMinimum": 0, "description": "Cost budget in USD, like max_tokens."},
     "fresh_context": {"type": "boolean", "description": "Start the VP without its memory of earlier missions "
                       "(default false: a VP continues its conversation across missions)."},
-}, ["vp_id", "mission_type", "objective"])
+}, ["mission_type", "objective"])
 
 DISPATCH_OUTPUT = _obj({
     "mission": MISSION,

@@ -75,7 +75,7 @@ async def dispatch_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
     key = derive_idempotency_key(args) if derived else args["idempotency_key"]
     source = args.get("source") or {}
     mission, _route, deduplicated = await tc.mission_control.dispatch(
-        args["vp_id"], args["mission_type"], args["objective"], idempotency_key=key,
+        args.get("vp_id", ""), args["mission_type"], args["objective"], idempotency_key=key,
         target_path=args.get("target_path"), constraints=args.get("constraints"), labels=args.get("labels"),
         priority=args.get("priority", 0), max_attempts=args.get("max_attempts", 0),
         budget_seconds=args.get("budget_seconds"), max_tokens=args.get("max_tokens"),
@@ -238,7 +238,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "vp_dispatch_mission", "Dispatch a mission to a VP",
         "Hand a long-running piece of work to a VP (a persistent worker agent) instead of doing it yourself: "
-        "vp.coder.primary (CODIE) for code changes, vp.general.primary for research, writing and other tasks. "
+        "vp.coder.primary (CODIE) for code changes, vp.general.primary for research, writing and other tasks "
+        "(or omit vp_id and the dispatcher picks the lane from mission_type). "
         "Returns at once with the mission (state QUEUED or RUNNING) and its mission_id; then wait for it with "
         "vp_wait_mission or check back later with vp_get_mission. Safe to retry: the idempotency_key (given or "
         "derived from the arguments) makes a repeated call return the same mission. If the result says "

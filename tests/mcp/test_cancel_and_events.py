@@ -60,3 +60,11 @@ async def test_dispatch_without_key_derives_one_so_a_retry_does_not_double(stack
         listed = ok(await client.call_tool("vp_list_missions", {"source_session_id": "s-9"}))
         assert [m["mission_id"] for m in listed["missions"]] == [first["mission"]["mission_id"]]
         assert listed["missions"][0]["source"] == {"session_id": "s-9", "turn_id": "t-3"}
+
+
+async def test_dispatch_without_vp_id_routes_by_mission_type(stack):
+    async with stdio_client(stack) as client:
+        mission = ok(await client.call_tool("vp_dispatch_mission", {
+            "mission_type": "research", "objective": f"find out {uuid.uuid4().hex}"}))["mission"]
+        assert mission["route"]["lane"] == "vp.general.primary"
+        assert "research" in mission["route"]["provenance"]
