@@ -118,6 +118,17 @@ class MissionNotFound(NotFound):
         )
 
 
+class MissionNotBlocked(VpError):
+    """ResumeMission on a mission that is not BLOCKED (agent protocol v1 §9)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "MISSION_NOT_BLOCKED"
+
+    def __init__(self, mission_id: str, state: str) -> None:
+        super().__init__(f"mission {mission_id!r} is {state}, not blocked: there is nothing to resume",
+                         metadata={"mission_id": mission_id, "state": state})
+
+
 class LeaseHeld(VpError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "LEASE_HELD"

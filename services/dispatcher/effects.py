@@ -6,6 +6,7 @@ so a transaction the store retries never acts twice."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.common.states import MissionState
 from services.common.store.records import MissionRecord
@@ -29,6 +30,8 @@ class Effects:
     requeues: list[tuple[str, str]] = field(default_factory=list)
     # Whether any event was appended (followed event streams wake up).
     events: bool = False
+    # (lane, agent report) of each accepted result that reported usage (agent protocol v1).
+    usage: list[tuple[str, Any]] = field(default_factory=list)
 
     def merge(self, other: Effects) -> None:
         self.terminal += other.terminal
@@ -39,3 +42,4 @@ class Effects:
         self.fallbacks += other.fallbacks
         self.requeues += other.requeues
         self.events = self.events or other.events
+        self.usage += other.usage

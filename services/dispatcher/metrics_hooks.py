@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from services.common.store.records import MissionRecord
 from services.common.telemetry.metrics import (
+    AGENT_COST,
+    AGENT_TOKENS,
     FALLBACK_REASONS,
     FALLBACKS,
     LANE_IN_FLIGHT,
@@ -67,6 +69,19 @@ def after_commit(effects: Effects) -> None:
         REQUEUES.labels(lane, reason).inc()
     for record in effects.terminal:
         finished(record)
+    for lane, report in effects.usage:
+        agent_usage(lane, report)
+
+
+def agent_usage(lane: str, report) -> None:
+    """Tokens and cost an accepted result reported (agent protocol v1), by lane and model."""
+    model = report.model or "unknown"
+    for kind, value in (("input", report.input_tokens), ("output", report.output_tokens),
+                        ("cached_input", report.cached_input_tokens)):
+        if value:
+            AGENT_TOKENS.labels(lane, model, kind).inc(value)
+    if report.cost_usd:
+        AGENT_COST.labels(lane, model).inc(report.cost_usd)
 
 
 def finished(record: MissionRecord) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.json_format import ParseDict
 from google.protobuf.struct_pb2 import Struct
 
-from services.common.contracts.vp.v1 import enums_pb2, event_pb2, mission_pb2
+from services.common.contracts.vp.v1 import enums_pb2, event_pb2, mission_pb2, session_pb2
 from services.common.states import MissionState
 from services.common.store.records import EventRecord, MissionRecord
 from services.common.timeutil import to_duration, to_timestamp
@@ -41,6 +41,7 @@ def mission_to_proto(record: MissionRecord) -> mission_pb2.Mission:
         shadow_of_mission_id=record.shadow_of_mission_id,
         summary=record.summary,
     )
+    _agent_fields(mission, record)
     if record.error_code or record.error_message:
         mission.error.CopyFrom(mission_pb2.MissionError(code=record.error_code, message=record.error_message))
     if record.shadow:
@@ -53,6 +54,42 @@ def mission_to_proto(record: MissionRecord) -> mission_pb2.Mission:
             shadow.latency.CopyFrom(to_duration(timedelta(seconds=record.shadow["latency_seconds"])))
         mission.shadow.CopyFrom(shadow)
     return mission
+
+
+BLOCKED_REASON_TO_PROTO = {"input_required": enums_pb2.BLOCKED_REASON_INPUT_REQUIRED,
+                           "budget_exceeded": enums_pb2.BLOCKED_REASON_BUDGET_EXCEEDED}
+
+
+def _agent_fields(mission: mission_pb2.Mission, record: MissionRecord) -> None:
+    """Agent protocol v1: usage totals, why blocked, question, answer, conversation, budget in force."""
+    if record.usage_input_tokens or record.usage_output_tokens or record.usage_cost_usd or record.usage_model:
+        mission.usage.CopyFrom(mission_pb2.Usage(
+            input_tokens=record.usage_input_tokens, output_tokens=record.usage_output_tokens,
+            cached_input_tokens=record.usage_cached_input_tokens,
+            total_tokens=record.usage_input_tokens + record.usage_output_tokens,
+            cost_usd=record.usage_cost_usd, model=record.usage_model))
+    mission.blocked_reason = BLOCKED_REASON_TO_PROTO.get(record.blocked_reason, enums_pb2.BLOCKED_REASON_UNSPECIFIED)
+    if record.question:
+        mission.input_request.CopyFrom(mission_pb2.InputRequest(question=record.question,
+                                                                choices=record.question_choices))
+    mission.answer = record.answer
+    if record.conversation_id:
+        mission.conversation.CopyFrom(session_pb2.AgentConversation(agent=record.conversation_agent,
+                                                                    conversation_id=record.conversation_id,
+                                                                    mission_id=record.mission_id))
+    mission.resume_count = record.resume_count
+    budget = mission_pb2.Budget()
+    budget.CopyFrom(mission.envelope.budget)
+    if record.budget_max_tokens is not None:
+        budget.max_tokens = record.budget_max_tokens
+    if record.budget_max_cost_usd is not None:
+        budget.max_cost_usd = record.budget_max_cost_usd
+    if record.max_duration_seconds:
+        from datetime import timedelta
+
+        budget.max_duration.CopyFrom(to_duration(timedelta(seconds=record.max_duration_seconds)))
+    if budget.ByteSize():
+        mission.budget.CopyFrom(budget)
 
 
 def event_to_proto(record: EventRecord) -> event_pb2.MissionEvent:

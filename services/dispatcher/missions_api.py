@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from services.common.validation import check_mission_id, check_text
 from services.dispatcher import envelope as envelopes
 from services.dispatcher import quotas, transitions
 from services.dispatcher.core import DispatcherCore
+from services.dispatcher.agent_results import BudgetRaise
 from services.dispatcher.routing import Decision, RoutingDecision, route_dict
 
 M = MissionState
@@ -131,6 +133,13 @@ class MissionsApi:
         return await self.core.transact(
             lambda tx, _routes: transitions.cancel(tx, mission_id, reason, self.core.clock.now()))
 
+    # --- resume (agent protocol v1 §9) ----------------------------------------------
+    async def resume(self, mission_id: str, answer: str, budget: mission_pb2.Budget | None) -> MissionRecord:
+        _check_id(mission_id)
+        raise_ = _budget_raise(budget)
+        return await self.core.transact(
+            lambda tx, _routes: transitions.resume(tx, mission_id, answer, raise_, self.core.clock.now()))
+
     # --- events --------------------------------------------------------------------
     async def events(self, *, after_event_id: int, consumer: str, mission_id: str, vp_id: str,
                      event_types: Sequence[str], follow: bool) -> AsyncIterator[EventRecord]:
@@ -175,6 +184,24 @@ def _dispatch_within_quota(tx, lanes, records, decisions, now):
 def _check_id(mission_id: str) -> None:
     if violations := check_mission_id(mission_id):
         raise InvalidArgument(violations)
+
+
+def _budget_raise(budget: mission_pb2.Budget | None) -> BudgetRaise:
+    """The limits a ResumeMission sets; each must be positive (the rest is checked on the mission)."""
+    if budget is None:
+        return BudgetRaise()
+    violations = []
+    tokens = budget.max_tokens if budget.HasField("max_tokens") else None
+    cost = budget.max_cost_usd if budget.HasField("max_cost_usd") else None
+    if tokens is not None and tokens <= 0:
+        violations.append(FieldViolation("budget.max_tokens", "must be > 0"))
+    if cost is not None and not (cost > 0 and math.isfinite(cost)):
+        violations.append(FieldViolation("budget.max_cost_usd", "must be a finite number > 0"))
+    value = from_duration(budget.max_duration) if budget.HasField("max_duration") else None
+    duration = value.total_seconds() if value is not None else None
+    if violations:
+        raise InvalidArgument(violations)
+    return BudgetRaise(max_tokens=tokens, max_cost_usd=cost, max_duration_seconds=duration)
 
 
 def _check_consumer(consumer: str) -> None:

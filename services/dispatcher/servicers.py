@@ -69,6 +69,11 @@ class MissionControlServicer(mc_grpc.MissionControlServicer):
         record = await self.api.cancel(request.mission_id, request.reason)
         return mc_pb.CancelMissionResponse(mission=mission_to_proto(record))
 
+    async def ResumeMission(self, request, context):
+        record = await self.api.resume(request.mission_id, request.answer,
+                                       request.budget if request.HasField("budget") else None)
+        return mc_pb.ResumeMissionResponse(mission=mission_to_proto(record))
+
     async def StreamMissionEvents(self, request, context):
         async for record in self.api.events(
                 after_event_id=request.after_event_id, consumer=request.consumer, mission_id=request.mission_id,

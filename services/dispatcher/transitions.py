@@ -21,10 +21,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.common.errors import MissionNotFound
+from services.common.errors import MissionNotBlocked, MissionNotFound
 from services.common.states import MissionState, mission_transition
 from services.common.store.interface import Tx
 from services.common.store.records import MissionRecord, NewEvent
+from services.dispatcher import agent_results
+from services.dispatcher.agent_results import NO_REPORT, AgentReport, BudgetRaise
 from services.dispatcher.effects import Effects
 from services.dispatcher.metrics_hooks import lane_of
 from services.dispatcher.routing import Decision, Reason, RoutingDecision, route_dict, to_caller
@@ -191,15 +193,20 @@ def progress(tx: Tx, mission_id: str, *, owner: str, lease_epoch: int, attempt: 
 
 def result(tx: Tx, mission_id: str, *, owner: str, lease_epoch: int, attempt: int, reported: MissionState,
            result_ref: str, error_code: str | None, error_message: str, summary: str, now: datetime,
-           routes: Routes = NO_ROUTES) -> tuple[MissionRecord | None, Effects]:
+           routes: Routes = NO_ROUTES, report: AgentReport = NO_REPORT) -> tuple[MissionRecord | None, Effects]:
     """A worker's result for its attempt: end the mission, retry it, or give it up.
     A duplicate or stale result changes nothing (results are idempotent on
-    (mission_id, attempt))."""
+    (mission_id, attempt)). Whatever happens, the run's usage is added to the
+    mission's totals and its agent conversation is kept (agent protocol v1)."""
     effects = Effects()
     record = _locked(tx, mission_id)
     if not owns(record, owner=owner, lease_epoch=lease_epoch, attempt=attempt):
         return record, effects
     outcome = effective_outcome(record, reported)
+    record = agent_results.with_usage(record, report)
+    if report.has_usage and not record.shadow_of_mission_id:
+        effects.usage.append((lane_of(record), report))
+    usage = {"usage": agent_results.usage_dict(record)} if agent_results.has_usage(record) else {}
     errors = {"error_code": error_code, "error_message": error_message} if error_code is not None else {}
     if outcome == M.FAILED and attempts_left(record) and not record.shadow_of_mission_id:
         return requeue(tx, record, "retry", now, effects, reason="failed"), effects
@@ -209,10 +216,50 @@ def result(tx: Tx, mission_id: str, *, owner: str, lease_epoch: int, attempt: in
         return give_up(tx, record, decision, now, effects, name=_RESULT_TRANSITIONS[outcome], terminal=outcome,
                        error_code=error_code if error_code is not None else outcome.value.upper(),
                        error_message=error_message), effects
-    payload = {"run_id": record.run_id, "result_ref": result_ref, "summary": summary[:500], **errors}
-    return step(tx, record, _RESULT_TRANSITIONS[outcome], outcome, now, effects,
-                result_ref=result_ref or record.result_ref, summary=summary, event_payload=payload,
-                **errors), effects
+    payload = {"run_id": record.run_id, "result_ref": result_ref, "summary": summary[:500], **errors, **usage}
+    blocked: dict[str, Any] = {}
+    if outcome == M.BLOCKED:
+        # While BLOCKED only the envelope's deadline applies (not the attempt's max_duration).
+        blocked = {**agent_results.blocked_changes(report, summary), "deadline": record.mission_deadline}
+        payload.update(blocked_reason=blocked["blocked_reason"], question=blocked["question"][:4096])
+    updated = step(tx, record, _RESULT_TRANSITIONS[outcome], outcome, now, effects,
+                   result_ref=result_ref or record.result_ref, summary=summary, event_payload=payload,
+                   **errors, **blocked)
+    if blocked.get("blocked_reason") == agent_results.INPUT_REQUIRED:
+        emit(tx, updated, "vp.mission.input_required", now, effects, run_id=record.run_id,
+             question=blocked["question"][:4096], choices=blocked["question_choices"])
+    return updated, effects
+
+
+# --- resume -----------------------------------------------------------------------------
+
+
+def resume(tx: Tx, mission_id: str, answer: str, raise_: BudgetRaise, now: datetime) -> tuple[MissionRecord, Effects]:
+    """ResumeMission: a BLOCKED mission gets its answer (and/or a raised budget)
+    and is queued again for a fresh attempt on its lane (attempts counted afresh);
+    its next run continues the same agent conversation."""
+    effects = Effects()
+    record = _locked(tx, mission_id)
+    if record is None:
+        raise MissionNotFound(mission_id)
+    if record.state != M.BLOCKED:
+        raise MissionNotBlocked(mission_id, record.state.value)
+    agent_results.check_resume(record, answer, raise_)
+    changes: dict[str, Any] = {}
+    budget: dict[str, Any] = {}
+    if raise_.max_tokens is not None:
+        changes["budget_max_tokens"] = budget["max_tokens"] = raise_.max_tokens
+    if raise_.max_cost_usd is not None:
+        changes["budget_max_cost_usd"] = budget["max_cost_usd"] = raise_.max_cost_usd
+    if raise_.max_duration_seconds is not None:
+        changes["max_duration_seconds"] = budget["max_duration_seconds"] = raise_.max_duration_seconds
+    resumed = record.resume_count + 1
+    effects.requeues.append((lane_of(record), "resumed"))
+    return step(tx, record, "resume", M.QUEUED, now, effects, answer=answer, resume_count=resumed,
+                attempt=record.attempt + 1, attempt_base=record.attempt, queue_wait_seconds=None, run_id="",
+                worker_owner="", lease_epoch=0, started_at=None, deadline=record.mission_deadline,
+                event_payload={"blocked_reason": record.blocked_reason, "answer_chars": len(answer),
+                               "budget": budget, "resume_count": resumed}, **changes), effects
 
 
 def give_back(tx: Tx, mission_id: str, *, owner: str, lease_epoch: int, attempt: int, reason: str,

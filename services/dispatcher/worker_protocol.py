@@ -8,19 +8,22 @@ changes nothing. Results are idempotent on (mission_id, attempt)."""
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from google.protobuf.json_format import MessageToDict
 
+from services.common.contracts.vp.v1 import enums_pb2
 from services.common.contracts.vp.v1 import worker_channel_service_pb2 as wc_pb
 from services.common.errors import DependencyUnavailable, FieldViolation, InvalidArgument, LeaseSuperseded
 from services.common.states import MissionState
 from services.common.timeutil import from_timestamp, to_duration
 from services.common.limits import MAX_WORKER_CAPACITY
 from services.common.validation import OWNER_MAX, check_text, check_vp_id
-from services.dispatcher import liveness, transitions
+from services.dispatcher import agent_results, liveness, transitions
+from services.dispatcher.agent_results import AgentReport
 from services.dispatcher.core import DispatcherCore
 from services.dispatcher.effects import Effects
 from services.dispatcher.mission_proto import PROTO_TO_STATE, STATE_TO_PROTO
@@ -186,7 +189,7 @@ class WorkerProtocol:
                 tx, result.mission_id, owner=connection.owner, lease_epoch=connection.lease_epoch,
                 attempt=result.attempt, reported=reported, result_ref=result_ref,
                 error_code=error.code if error else None, error_message=error.message if error else "",
-                summary=result.summary, now=now, routes=routes)
+                summary=result.summary, now=now, routes=routes, report=agent_report(result))
 
         record = await self.core.transact(work)
         connection.running.pop(result.mission_id, None)
@@ -241,3 +244,20 @@ class WorkerProtocol:
     def _fence(connection: WorkerConnection, lease_epoch: int) -> None:
         if lease_epoch != connection.lease_epoch:
             raise superseded(connection.vp_id, lease_epoch, connection.lease_epoch, connection.owner)
+
+
+_BLOCKED_REASONS = {enums_pb2.BLOCKED_REASON_INPUT_REQUIRED: agent_results.INPUT_REQUIRED,
+                    enums_pb2.BLOCKED_REASON_BUDGET_EXCEEDED: agent_results.BUDGET_EXCEEDED}
+
+
+def agent_report(result: wc_pb.MissionResult) -> AgentReport:
+    """The agent protocol v1 fields of a result; numbers a worker got wrong count as 0."""
+    usage = result.usage
+    return AgentReport(
+        input_tokens=max(0, usage.input_tokens), output_tokens=max(0, usage.output_tokens),
+        cached_input_tokens=max(0, usage.cached_input_tokens),
+        cost_usd=usage.cost_usd if math.isfinite(usage.cost_usd) and usage.cost_usd > 0 else 0.0,
+        model=usage.model[:128], blocked_reason=_BLOCKED_REASONS.get(result.blocked_reason, ""),
+        question=result.input_request.question[:8192], choices=[c[:256] for c in result.input_request.choices[:20]],
+        conversation_agent=result.conversation.agent[:64], conversation_id=result.conversation.conversation_id[:256],
+    )

@@ -152,6 +152,32 @@ def renew(existing: SessionRecord, *, owner: str, lease_epoch: int, ttl: timedel
     return LeaseChange(session, event_type, payload)
 
 
+def set_conversation(existing: SessionRecord, *, owner: str, lease_epoch: int, agent: str, conversation_id: str,
+                     mission_id: str, now: datetime) -> LeaseChange:
+    """Remember the VP's agent conversation. Fenced like renew: only the current
+    term may write it, so a superseded worker cannot overwrite its successor's."""
+    if existing.status == SessionStatus.RETIRED:
+        raise LeaseSuperseded(
+            f"session {existing.vp_id!r} is retired", metadata={"current_epoch": str(existing.lease_epoch),
+                                                                 "current_owner": ""}
+        )
+    _require_term(existing, owner, lease_epoch)
+    session = replace(existing, conversation_agent=agent, conversation_id=conversation_id,
+                      conversation_mission_id=mission_id, conversation_updated_at=now, updated_at=now)
+    return LeaseChange(session, None, {})
+
+
+def reset_conversation(existing: SessionRecord, *, reason: str, now: datetime) -> LeaseChange | None:
+    """Operator: forget the conversation; None when there is none (nothing changes)."""
+    if not existing.conversation_id:
+        return None
+    session = replace(existing, conversation_agent="", conversation_id="", conversation_mission_id="",
+                      conversation_updated_at=None, updated_at=now)
+    payload = {"session_id": existing.session_id, "reason": reason, "previous_agent": existing.conversation_agent,
+               "previous_conversation_id": existing.conversation_id}
+    return LeaseChange(session, "vp.session.conversation_reset", payload)
+
+
 def release(existing: SessionRecord, *, owner: str, lease_epoch: int, now: datetime) -> LeaseChange:
     _require_term(existing, owner, lease_epoch)
     target = SessionStatus.PAUSED if existing.status == SessionStatus.PAUSED else SessionStatus.IDLE

@@ -126,6 +126,32 @@ class SessionRegistry:
 
         return await self.store.arun(work)
 
+    async def set_conversation(self, *, vp_id: str, owner: str, lease_epoch: int, agent: str, conversation_id: str,
+                               mission_id: str = "") -> SessionRecord:
+        violations = _term_violations(vp_id, owner)
+        violations += check_text(agent, "conversation.agent", max_len=64)
+        violations += check_text(conversation_id, "conversation.conversation_id", max_len=256)
+        violations += check_text(mission_id, "conversation.mission_id", max_len=128, required=False)
+        _raise_if(violations)
+
+        def work(tx: Tx) -> SessionRecord:
+            existing = self._require(tx, vp_id)
+            return self._apply(tx, leases.set_conversation(
+                existing, owner=owner, lease_epoch=lease_epoch, agent=agent, conversation_id=conversation_id,
+                mission_id=mission_id, now=self.clock.now()))
+
+        return await self.store.arun(work)
+
+    async def reset_conversation(self, *, vp_id: str, reason: str = "") -> SessionRecord:
+        _raise_if(check_vp_id(vp_id) + check_text(reason, "reason", max_len=1024, required=False))
+
+        def work(tx: Tx) -> SessionRecord:
+            existing = self._require(tx, vp_id)
+            change = leases.reset_conversation(existing, reason=reason, now=self.clock.now())
+            return existing if change is None else self._apply(tx, change)
+
+        return await self.store.arun(work)
+
     async def get(self, vp_id: str) -> SessionRecord:
         _raise_if(check_vp_id(vp_id))
         return await self.store.aread(lambda tx: self._require(tx, vp_id, for_update=False))

@@ -58,6 +58,18 @@ class SessionRegistryServicer(pb_grpc.SessionRegistryServicer):
         return pb.RetireSessionResponse(session=self._proto(record))
 
 
+    async def SetConversation(self, request, context):
+        c = request.conversation
+        record = await self.registry.set_conversation(
+            vp_id=request.vp_id, owner=request.owner, lease_epoch=request.lease_epoch, agent=c.agent,
+            conversation_id=c.conversation_id, mission_id=c.mission_id)
+        return pb.SetConversationResponse(session=self._proto(record))
+
+    async def ResetConversation(self, request, context):
+        record = await self.registry.reset_conversation(vp_id=request.vp_id, reason=request.reason)
+        return pb.ResetConversationResponse(session=self._proto(record))
+
+
 def _status(value: int, field: str):
     from services.common.errors import FieldViolation, InvalidArgument
 

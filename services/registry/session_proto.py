@@ -37,4 +37,13 @@ def session_to_proto(record: SessionRecord, now: datetime, heartbeat_stale_after
         last_error=record.last_error,
         created_at=to_timestamp(record.created_at),
         updated_at=to_timestamp(record.updated_at),
+        conversation=_conversation(record),
     )
+
+
+def _conversation(record: SessionRecord) -> session_pb2.AgentConversation | None:
+    if not record.conversation_id:
+        return None
+    return session_pb2.AgentConversation(agent=record.conversation_agent, conversation_id=record.conversation_id,
+                                         mission_id=record.conversation_mission_id,
+                                         updated_at=to_timestamp(record.conversation_updated_at))

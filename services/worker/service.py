@@ -64,8 +64,8 @@ async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_eve
              config.registry_addr, extra=extra)
     reaper = asyncio.create_task(_reap_orphans_forever(), name="orphan-reaper")
     try:
-        # In memory only until the registry stores conversations (SetConversation).
-        runs.memory = ConversationMemory(runs.memory.agent)
+        # The registry keeps the VP's conversation, fenced by this worker's term (agent protocol v1 §8).
+        runs.memory = ConversationMemory(runs.memory.agent, read=keeper.get_session, write=keeper.set_conversation)
         term = await keeper.acquire(stop_event)
         while term is not None:
             runs.workspace_dir = _prepare_workspace(term)

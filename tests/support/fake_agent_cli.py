@@ -70,7 +70,7 @@ def main() -> None:
     if log:
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"flavor": flavor, "argv": argv, "prompt": prompt, "resume": resume,
-                                 "stdin_tty": sys.stdin.isatty()}) + "\n")
+                                 "pid": os.getpid()}) + "\n")
     root = Path(os.environ.get("FAKE_AGENT_TRANSCRIPTS", HERE / "agent_transcripts")) / flavor
     match = re.search(r"scenario:([A-Za-z0-9_-]+)", prompt)
     if match:

@@ -17,7 +17,12 @@ from sqlalchemy import exc as sa_exc
 from services.common.errors import IdempotencyConflict, MissionNotFound
 from services.common.states import MissionState
 from services.common.store.records import MissionRecord
-from services.common.store.schema import IDEMPOTENCY_CONSTRAINT, vp_missions
+from services.common.store.schema import (
+    IDEMPOTENCY_CONSTRAINT,
+    MISSION_AGENT_INTEGERS,
+    MISSION_AGENT_TEXTS,
+    vp_missions,
+)
 from services.common.store.tx_base import TxBase, check_limit, require_set
 from services.common.store.types import UTCDateTime
 
@@ -48,6 +53,13 @@ def _values(record: MissionRecord) -> dict[str, Any]:
 def _record(row: Row[Any]) -> MissionRecord:
     values = dict(row._mapping)
     values["state"] = MissionState(values["state"])
+    # Rows from before migration 0004_agent_protocol hold NULL in the agent protocol columns.
+    for name in MISSION_AGENT_INTEGERS:
+        values[name] = values.get(name) or 0
+    for name in MISSION_AGENT_TEXTS:
+        values[name] = values.get(name) or ""
+    values["usage_cost_usd"] = values.get("usage_cost_usd") or 0.0
+    values["question_choices"] = list(values.get("question_choices") or [])
     return MissionRecord(**values)
 
 

@@ -26,6 +26,11 @@ class SessionRecord:
     status_changed_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The agent conversation the VP continues next (agent protocol v1 §8); "" when none.
+    conversation_agent: str = ""
+    conversation_id: str = ""
+    conversation_mission_id: str = ""
+    conversation_updated_at: datetime | None = None
 
 
 @dataclass
@@ -74,6 +79,23 @@ class MissionRecord:
     updated_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    # Agent protocol v1 (specs/agent-protocol-v1.md): usage totals over every run,
+    # why the mission is (or was last) blocked and its question, the latest answer,
+    # the agent conversation, limits raised by ResumeMission (None: the envelope's).
+    usage_input_tokens: int = 0
+    usage_output_tokens: int = 0
+    usage_cached_input_tokens: int = 0
+    usage_cost_usd: float = 0.0
+    usage_model: str = ""
+    blocked_reason: str = ""
+    question: str = ""
+    question_choices: list[str] = field(default_factory=list)
+    answer: str = ""
+    conversation_agent: str = ""
+    conversation_id: str = ""
+    budget_max_tokens: int | None = None
+    budget_max_cost_usd: float | None = None
+    resume_count: int = 0
 
 
 @dataclass

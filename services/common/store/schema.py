@@ -40,6 +40,10 @@ IDEMPOTENCY_CONSTRAINT = "uq_vp_missions_idempotency_key"
 # rowid alias gets AUTOINCREMENT (ids never reused, so cursors stay valid).
 EventId = BigInteger().with_variant(Integer(), "sqlite")
 
+#: Agent protocol v1 columns of vp_missions (migration 0004_agent_protocol).
+MISSION_AGENT_INTEGERS = ("usage_input_tokens", "usage_output_tokens", "usage_cached_input_tokens", "resume_count")
+MISSION_AGENT_TEXTS = ("usage_model", "blocked_reason", "question", "answer", "conversation_agent", "conversation_id")
+
 vp_sessions = Table(
     "vp_sessions",
     metadata,
@@ -56,6 +60,11 @@ vp_sessions = Table(
     Column("status_changed_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Agent protocol v1 §8: NULL (no conversation) on rows written before 0004_agent_protocol.
+    Column("conversation_agent", String, nullable=True),
+    Column("conversation_id", String, nullable=True),
+    Column("conversation_mission_id", String, nullable=True),
+    Column("conversation_updated_at", UTCDateTime, nullable=True),
     Index(None, "status", "vp_id"),
 )
 
@@ -97,6 +106,13 @@ vp_missions = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("completed_at", UTCDateTime, nullable=True),
+    # Agent protocol v1 (0004_agent_protocol): NULL on rows written before it, read as 0 / "" / [].
+    *(Column(name, BigInteger, nullable=True) for name in MISSION_AGENT_INTEGERS),
+    Column("usage_cost_usd", Float, nullable=True),
+    *(Column(name, Text, nullable=True) for name in MISSION_AGENT_TEXTS),
+    Column("question_choices", json_type(), nullable=True),
+    Column("budget_max_tokens", BigInteger, nullable=True),
+    Column("budget_max_cost_usd", Float, nullable=True),
     UniqueConstraint("idempotency_key", name=IDEMPOTENCY_CONSTRAINT),
 )
 

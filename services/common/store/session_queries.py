@@ -27,6 +27,8 @@ def _values(record: SessionRecord) -> dict[str, Any]:
 def _record(row: Row[Any]) -> SessionRecord:
     values = dict(row._mapping)
     values["status"] = SessionStatus(values["status"])
+    for key in ("conversation_agent", "conversation_id", "conversation_mission_id"):
+        values[key] = values.get(key) or ""
     return SessionRecord(**values)
 
 

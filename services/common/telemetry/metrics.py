@@ -31,6 +31,11 @@ FALLBACKS = Counter(
     "vp_mission_fallbacks_total", "Fallbacks, by the lane that fell back and the reason.", ["lane", "reason"])
 REQUEUES = Counter("vp_mission_requeues_total", "Missions put back in the queue, by lane and reason.",
                    ["lane", "reason"])
+# Agent protocol v1: what agents spent, from accepted results. `model` is what the agent
+# reported (a bounded set in practice: the models a deployment configures; "unknown" if none).
+AGENT_TOKENS = Counter("vp_agent_tokens_total", "Tokens agents reported, by lane, model and kind "
+                       "(input, output, cached_input; cached_input is part of input).", ["lane", "model", "kind"])
+AGENT_COST = Counter("vp_agent_cost_usd_total", "Cost in USD agents reported, by lane and model.", ["lane", "model"])
 LANE_IN_FLIGHT = Gauge("vp_lane_in_flight", "Missions RUNNING on a lane.", ["lane"])
 LANE_QUEUE_DEPTH = Gauge("vp_lane_queue_depth", "Missions QUEUED on a lane.", ["lane"])
 LANE_LIVE_SESSION = Gauge("vp_lane_live_session", "1 when the lane has a live, non-stale session.", ["lane"])

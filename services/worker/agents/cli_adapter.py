@@ -71,6 +71,9 @@ class CliHooks(ChannelHooks):
             if not self.run.conversation_id:
                 # A resume without a conversation to continue: the agent needs the task again.
                 text = f"{self.run.envelope.objective}\n\n{text}"
+        elif self.run.conversation_id and mission is not None and mission.resume_count:
+            # Resumed after a raised budget: the conversation already holds the task.
+            text = f"Continue where you stopped. The task was: {self.run.envelope.objective}"
         else:
             text = self.run.envelope.objective
         text = f"{text}\n\n{INSTRUCTIONS}"
