@@ -94,20 +94,32 @@ def _wait_lanes(registry: str, children: list[Child]) -> None:
     raise RuntimeError("workers did not acquire their leases in time")
 
 
+DEMO_OBJECTIVE = "Write a short poem about missions that always finish. May it rhyme?"
+DEMO_ANSWER = "yes"
+
+
 def _demo(dispatcher: str) -> None:
     with SyncMissionControlClient(dispatcher) as missions:
-        mission, route, _ = missions.dispatch("vp.general.primary", "task",
-                                              "Write a short poem about missions that always finish")
+        # The objective ends with "?": the demo agent asks first (agent protocol v1), so the
+        # default shows a question, its answer (ResumeMission) and the usage reported.
+        mission, route, _ = missions.dispatch("vp.general.primary", "task", DEMO_OBJECTIVE)
         mission_id = mission.envelope.mission_id
         print(f"demo mission {mission_id}: {route.provenance}", flush=True)
         for event in missions.events(mission_id=mission_id, follow=True):
             detail = event.payload["message"] if "message" in event.payload else ""
             print(f"  {event.event_type} {detail}".rstrip(), flush=True)
+            if event.event_type == "vp.mission.input_required":
+                print(f"demo mission asks: {event.payload['question']}\n  answering {DEMO_ANSWER!r} "
+                      f"(vpctl resume {mission_id} --answer {DEMO_ANSWER})", flush=True)
+                missions.resume(mission_id, DEMO_ANSWER)
             if event.event_type in {"vp.mission.completed", "vp.mission.failed", "vp.mission.cancelled",
                                     "vp.mission.timed_out"}:
                 break
         final = missions.get(mission_id)
         print(f"demo mission {mission_state_name(final.state)}; artifacts in {final.result_ref}", flush=True)
+        if final.HasField("usage"):
+            print(f"demo mission usage: {final.usage.total_tokens} tokens, {final.usage.cost_usd:.4f} USD "
+                  f"({final.usage.model})", flush=True)
         if is_terminal(final.state) and final.result_ref:
             result = missions.read_artifacts(mission_id, "result.md")
             print(result.get("result.md", b"").decode(errors="replace"), flush=True)

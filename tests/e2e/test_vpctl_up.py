@@ -21,7 +21,9 @@ def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
                          dispatcher, "up", "--data-dir", str(data), "--metrics-base-port", "0"])
     try:
         up.wait_for_line(r"VP Mission Control is up", timeout=60)
+        up.wait_for_line(r"demo mission asks: Before I go on: .*May it rhyme\?", timeout=60)
         done = up.wait_for_line(r"demo mission COMPLETED; artifacts in (\S+)", timeout=60)
+        up.wait_for_line(r"demo mission usage: \d+ tokens, \d+\.\d{4} USD \(demo-1\)", timeout=10)
         mission_dir = Path(urlparse(done.group(1)).path)
         assert mission_dir.is_relative_to(data / "workspaces" / "vp.general.primary")
         assert (mission_dir / "result.md").exists() and (mission_dir / "sync_ready.json").exists()
