@@ -35,6 +35,7 @@ class ClaudeCodeHooks(CliHooks):
         self.seen_model = self.model
         #: usage per API message id: stream-json repeats a message's usage on each of its lines.
         self.message_usage: dict[str, dict[str, int]] = {}
+        self.totals = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0}
 
     def command(self, argv: list[str]) -> list[str]:
         out = [self.binary, "-p", "--output-format", "stream-json", "--verbose"]
@@ -69,10 +70,14 @@ class ClaudeCodeHooks(CliHooks):
                 await self.state.say(f"tool: {block.get('name', '?')}", {"kind": "tool", "tool": block.get("name")})
         tokens = _tokens(message.get("usage"))
         if tokens:
-            self.message_usage[str(message.get("id", len(self.message_usage)))] = tokens
-            totals = {key: sum(u.get(key, 0) for u in self.message_usage.values())
-                      for key in ("input_tokens", "cached_input_tokens", "output_tokens")}
-            await self.emit(vp_agent.USAGE, cumulative=True, model=self.seen_model, **totals)
+            key = str(message.get("id", len(self.message_usage)))
+            previous = self.message_usage.get(key, {})
+            if previous == tokens:
+                return  # the same API message's usage, repeated on its next content line
+            self.message_usage[key] = tokens
+            for name in self.totals:
+                self.totals[name] += tokens.get(name, 0) - previous.get(name, 0)
+            await self.emit(vp_agent.USAGE, cumulative=True, model=self.seen_model, **self.totals)
 
     async def _result(self, obj: dict[str, Any]) -> None:
         if isinstance(obj.get("session_id"), str) and obj["session_id"]:
