@@ -17,7 +17,7 @@ from services.common.contracts.vp.v1 import enums_pb2 as S
 from services.common.contracts.vp.v1 import mission_control_service_pb2 as mc_pb
 from services.common.contracts.vp.v1 import mission_pb2
 from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
-from tests.support.agent_missions import CODER, calls, dispatch, events, fake_cli, start_worker, stop_worker, wait
+from tests.support.agent_missions import CODER, calls, dispatch, events, start_worker, stop_worker, wait
 from tests.support.grpc_errors import reason_of
 from tests.support.stack import running_stack
 from tests.support.waiting import wait_until

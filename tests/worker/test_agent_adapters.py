@@ -4,7 +4,6 @@ transcripts in each CLI's own format and checks the argv it was given."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 

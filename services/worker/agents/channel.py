@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import os
-from pathlib import Path
 
 from services.worker.agents import vp_agent
 from services.worker.agents.run_state import AgentRunState
