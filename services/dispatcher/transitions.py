@@ -334,9 +334,10 @@ def give_up(tx: Tx, record: MissionRecord, decision: RoutingDecision, now: datet
     if decision.lane and record.state == M.RUNNING:
         return requeue(tx, record, "reroute", now, effects, reason=f"fallback:{reason}", lane=decision.lane,
                        route=route, attempt_base=record.attempt)
+    usage = {"usage": agent_results.usage_dict(record)} if agent_results.has_usage(record) else {}
     return step(tx, record, name, terminal, now, effects, route=route, attempt_base=record.attempt,
                 error_code=error_code, error_message=error_message,
-                event_payload={"reason": reason, "error_code": error_code})
+                event_payload={"reason": reason, "error_code": error_code, **usage})
 
 
 def lose(tx: Tx, record: MissionRecord, now: datetime, effects: Effects, routes: Routes, *,

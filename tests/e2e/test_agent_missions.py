@@ -69,6 +69,8 @@ async def test_error_max_turns_fails_with_the_error(stack, claude):
     assert done.state == S.MISSION_STATE_FAILED
     assert done.error.code == "CLAUDE_ERROR_MAX_TURNS"
     assert done.usage.cost_usd == pytest.approx(0.0102)
+    failed = [e for e in await events(stack, mission.envelope.mission_id) if e.event_type == "vp.mission.failed"]
+    assert failed[0].payload["usage"]["cost_usd"] == pytest.approx(0.0102)
 
 
 async def test_a_budget_crossed_mid_run_blocks_stops_the_agent_and_resumes_with_a_raise(stack, claude, tmp_path):
