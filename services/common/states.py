@@ -107,7 +107,7 @@ MISSION_TRANSITIONS: tuple[Transition, ...] = (
     Transition("fail", M.RUNNING, M.FAILED, "worker", "MissionResult FAILED, no attempts left, fallback to the caller",
                "vp.mission.failed"),
     Transition("block", M.RUNNING, M.BLOCKED, "worker", "MissionResult BLOCKED", "vp.mission.blocked"),
-    Transition("report_timeout", M.RUNNING, M.TIMED_OUT, "worker", "MissionResult TIMED_OUT (budget spent)",
+    Transition("report_timeout", M.RUNNING, M.TIMED_OUT, "worker", "MissionResult TIMED_OUT (max_duration spent)",
                "vp.mission.timed_out"),
     Transition("acknowledge_cancel", M.RUNNING, M.CANCELLED, "worker",
                "MissionResult after a cancel was requested (any outcome but COMPLETED)", "vp.mission.cancelled"),
