@@ -22,7 +22,7 @@ from tests.support.e2e import E2EStack
 from tests.support.processes import ServiceProcess, console_script
 from tests.support.scripted_worker import ScriptedWorker
 from tests.support.stack import running_stack
-from tests.support.waiting import wait_until
+from tests.support.waiting import async_wait_until, wait_until
 
 CODER, GENERAL = "vp.coder.primary", "vp.general.primary"
 MC = "vp.v1.MissionControl"
@@ -182,6 +182,12 @@ def _busy() -> sa_exc.OperationalError:
     return sa_exc.OperationalError("COMMIT", {}, orig)
 
 
+def _settled(attempts: list[list[int]]):
+    async def check() -> bool:
+        return all(len(calls) != 1 for calls in attempts)
+    return check
+
+
 def _sample(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -239,7 +245,9 @@ async def test_retried_transactions_count_once(sqlite_url, monkeypatch):
         after = {(n, tuple(sorted(ls.items()))): _sample(n, **ls) for n, ls in names}
         assert {key: after[key] - before[key] for key in before} == {key: 1.0 for key in before}
         # Each write transaction that committed really ran twice (two dispatches,
-        # two results, the claims, the hello's reconcile at least).
+        # two results, the claims, the hello's reconcile at least). A transaction the
+        # last result triggered (a claim) may still be between its two runs: wait for it.
+        await async_wait_until(_settled(attempts), timeout=10, what="in-flight transactions to finish")
         committed = [len(calls) for calls in attempts if calls]
         assert len(committed) >= 7 and set(committed) == {2}, attempts
 
