@@ -63,10 +63,13 @@ def next_step(mission: mission_pb2.Mission) -> str:
     if state == enums_pb2.MISSION_STATE_BLOCKED:
         reason = blocked_reason(mission)
         if reason == "INPUT_REQUIRED":
-            return ("Blocked: the VP asks a question (input_required.question). Tell the user; if the answer "
-                    "changes the work, cancel this mission and dispatch a new one with the answer in the objective.")
+            return (f"Blocked: the VP asks a question (input_required.question). Answer it with "
+                    f"vp_resume_mission(mission_id={mission_id!r}, answer=...); ask the user first if you cannot "
+                    "answer it yourself.")
         if reason == "BUDGET_EXCEEDED":
-            return "Blocked: the budget ran out. Tell the user; cancel it if the work is no longer wanted."
+            return (f"Blocked: the budget ran out. With the user's consent raise it with "
+                    f"vp_resume_mission(mission_id={mission_id!r}, max_tokens=... or max_cost_usd=...); otherwise "
+                    "cancel it with vp_cancel_mission.")
         return "Blocked: it needs outside input. Inspect it with vp_get_mission or cancel it with vp_cancel_mission."
     if state in (enums_pb2.MISSION_STATE_FAILED, enums_pb2.MISSION_STATE_TIMED_OUT):
         return ("It did not complete (see error). Tell the user, then decide: handle the work yourself, or dispatch "

@@ -25,7 +25,8 @@ _BY_REASON = {
                         "vp_read_result_artifacts.",
     "NO_ARTIFACTS": "The mission has no result files (yet). Wait for it to complete (vp_wait_mission), then read "
                     "them.",
-    "MISSION_NOT_BLOCKED": "Only a BLOCKED mission can be resumed; vp_get_mission shows its state.",
+    "MISSION_NOT_BLOCKED": "Only a BLOCKED mission can be resumed. If you just resumed it, that call worked: wait "
+                           "with vp_wait_mission. Otherwise vp_get_mission shows its state.",
     "TOO_LARGE": "Ask for less: one file with path=, or a smaller request.",
     "STORE_BUSY": "The ledger is busy; retry the same call in a moment.",
     "DRAINING": "The dispatcher is shutting down; retry in a few seconds.",

@@ -66,7 +66,8 @@ MISSION = _obj(
                                           "choices": {"type": "array", "items": {"type": "string"},
                                                       "description": "Suggested answers, if any."}},
                                          ["question", "choices"],
-                                         "Set while the mission is BLOCKED on a question.")),
+                                         "Set while the mission is BLOCKED on a question; answer it with "
+                                         "vp_resume_mission.")),
         "cancel_requested": {"type": "boolean", "description": "A cancel was requested and the VP is stopping."},
         "idempotency_key": _s("The key the mission was dispatched with."),
         "source": _obj({"session_id": _s("Originating session."), "turn_id": _s("Originating turn.")},

@@ -25,7 +25,7 @@ INSTRUCTIONS = (
     "VP Mission Control runs long missions on persistent VP worker agents (vp.coder.primary for code, "
     "vp.general.primary for everything else). Dispatch with vp_dispatch_mission (with an idempotency_key and a "
     "source), wait with vp_wait_mission, read results with vp_read_result_artifacts. If a result says "
-    "handle_it_yourself, do the work yourself. Use "
+    "handle_it_yourself, do the work yourself. Answer a blocked mission's question with vp_resume_mission. Use "
     "only these tools to reach the system."
 )
 

@@ -106,6 +106,55 @@ def _result_of(mission: mission_pb2.Mission) -> dict[str, Any]:
     return wire
 
 
+def _can_elicit(ctx) -> bool:
+    return ctx.session.check_client_capability(types.ClientCapabilities(elicitation=types.ElicitationCapability()))
+
+
+async def _elicit_answer(ctx, mission: mission_pb2.Mission, question: dict[str, Any]) -> str | None:
+    """Ask the client (its user) the VP's question; the answer, or None if declined."""
+    schema: dict[str, Any] = {"type": "object", "required": ["answer"],
+                              "properties": {"answer": {"type": "string", "title": "Answer",
+                                                        "description": "Your answer to the VP's question."}}}
+    if question["choices"]:
+        schema["properties"]["answer"]["enum"] = question["choices"]
+    request = types.ElicitRequest(params=types.ElicitRequestFormParams(
+        message=f"VP {mission.envelope.vp_id} asks (mission {mission.envelope.mission_id}): {question['question']}",
+        requested_schema=schema, _meta={RELATED_TASK: {"taskId": mission.envelope.mission_id}}))
+    try:
+        result = await ctx.session.send_request(request, types.ElicitResult)
+    except MCPError as error:
+        log.info("task %s: elicitation failed: %s", mission.envelope.mission_id, error)
+        return None
+    answer = (result.content or {}).get("answer") if result.action == "accept" else None
+    return str(answer) if answer not in (None, "") else None
+
+
+async def _resume(mc, task_id: str, answer: str) -> None:
+    try:
+        await mc.resume(task_id, answer)
+    except ClientError as error:
+        if error.reason != "MISSION_NOT_BLOCKED":  # someone else answered first: fine
+            raise
+    log.info("task %s resumed with the client's answer", task_id)
+
+
+async def _last_event_id(mc, mission_id: str) -> int:
+    last = 0
+    async for event in mc.events(mission_id=mission_id):
+        last = event.event_id
+    return last
+
+
+async def _next_event(mc, mission_id: str, after: int) -> None:
+    """Returns at the mission's first event after ``after`` (it resumed, ended, ...)."""
+    stream = mc.events(after_event_id=after, mission_id=mission_id, follow=True)
+    try:
+        async for _event in stream:
+            return
+    finally:
+        await stream.aclose()
+
+
 def install(server: "VpServer", toolbox: "VpToolbox") -> None:
     mc = toolbox.backends.mission_control
 
@@ -142,16 +191,32 @@ def install(server: "VpServer", toolbox: "VpToolbox") -> None:
             raise _protocol_error(error, params.task_id) from None
 
     async def task_result(ctx, params: types.GetTaskPayloadRequestParams) -> dict[str, Any]:
-        """Blocks until the mission is terminal, as tasks/result must (a question on the way keeps it
-        input_required until it is answered)."""
+        """Blocks until the mission is terminal, as tasks/result must. A question on the
+        way is put to the client as an elicitation when it can take one (the answer
+        resumes the mission); otherwise the task stays input_required until someone
+        answers with vp_resume_mission, or cancels it."""
         _require_tasks(ctx)
+        asked: set[tuple[int, str]] = set()
         try:
-            mission = await mc.get(params.task_id)
-            while not is_terminal(mission.state):
-                mission = await mc.wait(params.task_id, None, return_on_blocked=False)
+            while True:
+                cursor = await _last_event_id(mc, params.task_id)
+                mission = await mc.get(params.task_id)
+                if is_terminal(mission.state):
+                    return _result_of(mission)
+                if mission.state != enums_pb2.MISSION_STATE_BLOCKED:
+                    await mc.wait(params.task_id, None)  # until terminal or BLOCKED
+                    continue
+                question = input_request(mission)
+                if question is not None and (mission.attempt, question["question"]) not in asked \
+                        and _can_elicit(ctx):
+                    asked.add((mission.attempt, question["question"]))
+                    answer = await _elicit_answer(ctx, mission, question)
+                    if answer is not None:
+                        await _resume(mc, params.task_id, answer)
+                        continue
+                await _next_event(mc, params.task_id, cursor)  # someone else answers, or cancels
         except ClientError as error:
             raise _protocol_error(error, params.task_id) from None
-        return _result_of(mission)
 
     async def list_tasks(ctx, params: types.PaginatedRequestParams) -> dict[str, Any]:
         _require_tasks(ctx)

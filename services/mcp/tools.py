@@ -157,6 +157,14 @@ async def cancel_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
     return _mission_result(mission)
 
 
+async def resume_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
+    mission = await tc.mission_control.resume(args["mission_id"], args.get("answer", ""),
+                                              max_tokens=args.get("max_tokens"),
+                                              max_cost_usd=args.get("max_cost_usd"))
+    structured, text = _mission_result(mission)
+    return structured, "resumed: " + text
+
+
 # -- artifacts -----------------------------------------------------------------------------------------------------
 
 def _as_text(data: bytes) -> str | None:
@@ -273,6 +281,15 @@ TOOLS: tuple[ToolSpec, ...] = (
         "when the user no longer wants the work or it is going wrong.",
         schemas.CANCEL_INPUT, schemas.MISSION_OUTPUT, cancel_mission,
         read_only=False, destructive=True, idempotent=True),
+    ToolSpec(
+        "vp_resume_mission", "Answer a blocked mission and resume it",
+        "Resume a BLOCKED mission. With blocked_reason INPUT_REQUIRED, pass the answer to its "
+        "input_required.question (ask the user first when you cannot answer it yourself); with BUDGET_EXCEEDED, "
+        "pass a raised max_tokens or max_cost_usd (only with the user's consent). The mission is queued again and "
+        "the VP continues the same conversation with your answer; then wait for it with vp_wait_mission. Not "
+        "idempotent: if a retry says the mission is not blocked, the first call already resumed it.",
+        schemas.RESUME_INPUT, schemas.MISSION_OUTPUT, resume_mission,
+        read_only=False, idempotent=False),
     ToolSpec(
         "vp_read_result_artifacts", "Read a mission's result files",
         "Read the result files a VP wrote for a mission (e.g. result.md). Text files come back inline up to "

@@ -78,7 +78,7 @@ async def stdio_client(stack: McpStack, *, dispatcher: str | None = None, mode: 
 
 
 @asynccontextmanager
-async def legacy_session(params: StdioServerParameters):
+async def legacy_session(params: StdioServerParameters, *, elicitation_callback=None):
     """A 2025-11-25 (initialize handshake) session over stdio, plus its raw JSON-RPC
     dispatcher: the SDK client has no task-augmented tools/call (it expects a
     CallToolResult), so that one request goes out raw."""
@@ -88,7 +88,7 @@ async def legacy_session(params: StdioServerParameters):
 
     async with stdio_transport(params) as (read_stream, write_stream):
         dispatcher = JSONRPCDispatcher(read_stream, write_stream)
-        async with ClientSession(dispatcher=dispatcher) as session:
+        async with ClientSession(dispatcher=dispatcher, elicitation_callback=elicitation_callback) as session:
             await session.initialize()
             yield session, dispatcher
 
