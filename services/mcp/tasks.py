@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from services.client import ClientError, is_terminal
+from services.client import ClientError, is_terminal, mission_state_name
 from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
 from services.mcp.convert import fell_back_to_caller, input_request, iso, mission_dict, mission_text, next_step
 from services.mcp.errors import ToolFailure, from_client_error
@@ -72,9 +72,17 @@ def task_of(mission: mission_pb2.Mission) -> dict[str, Any]:
     """The wire Task of a mission. A dict, not the model: ``ttl`` is required and null
     (the ledger keeps missions), and model dumps drop nulls."""
     question = input_request(mission)
-    message = f"The VP asks: {question['question']}. {next_step(mission)}" if question else next_step(mission)
+    status = task_status(mission)
+    if question:
+        message = f"The VP asks: {question['question']} {next_step(mission)}"
+    elif status == "working":
+        # The tools' next_step suggests vp_wait_mission; a task's requestor polls tasks/get or calls tasks/result.
+        message = f"Mission {mission_state_name(mission.state)}" + (", cancel requested" if mission.cancel_requested
+                                                                     else "")
+    else:
+        message = next_step(mission)
     created = iso(mission.created_at) or iso(mission.updated_at)
-    return {"taskId": mission.envelope.mission_id, "status": task_status(mission), "statusMessage": message,
+    return {"taskId": mission.envelope.mission_id, "status": status, "statusMessage": message,
             "createdAt": created, "lastUpdatedAt": iso(mission.updated_at) or created, "ttl": None,
             "pollInterval": POLL_INTERVAL_MS}
 
