@@ -54,7 +54,7 @@ async def measure(args, dispatcher: str, registry: str, http_url: str) -> dict:
         mission, _, _ = await mc.dispatch("vp.general.primary", "task", "bench seed mission")
         mission_id = mission.envelope.mission_id
         results["client GetMission"] = summary(await timed(args.calls, lambda: mc.get(mission_id)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")} | {"VP_INSECURE": "1"}
     stdio = StdioServerParameters(command=console_script("vp-mcp"), env=env,
                                   args=["--dispatcher", dispatcher, "--registry", registry, "--log-level", "WARNING"])
     async with Client(stdio) as client:
@@ -78,6 +78,7 @@ async def measure(args, dispatcher: str, registry: str, http_url: str) -> dict:
 
 
 def main() -> int:
+    os.environ["VP_INSECURE"] = "1"  # the bench's own clients: plaintext, like its services
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=300, help="timed calls per path")
     parser.add_argument("--missions", type=int, default=30, help="whole missions through the MCP tools")
@@ -87,17 +88,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             db = f"sqlite:///{tmp}/bench.db"
-            registry = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", db])
+            # Plaintext on 127.0.0.1: this bench measures what vp-mcp adds, not TLS.
+            registry = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", db,
+                                       "--workspace-root", f"{tmp}/ws", "--insecure"])
             processes.append(registry)
             registry_address = registry.address()
             dispatcher_address = f"127.0.0.1:{free_port()}"
             dispatcher = ServiceProcess([console_script("vp-dispatcher"), "--listen", dispatcher_address, "--db", db,
-                                         "--registry", registry_address])
+                                         "--registry", registry_address, "--insecure"])
             processes.append(dispatcher)
             dispatcher.address()
             worker = ServiceProcess([console_script("vp-worker"), "--dispatcher", dispatcher_address, "--registry",
                                      registry_address, "--vp-id", "vp.general.primary", "--workspace-root",
-                                     f"{tmp}/ws", "--executor", "noop", "--log-level", "INFO"])
+                                     f"{tmp}/ws", "--executor", "noop", "--log-level", "INFO",
+                                     "--insecure"])
             processes.append(worker)
             worker.wait_for_line(r"connected to", timeout=30)
             http = ServiceProcess([console_script("vp-mcp"), "--transport", "http", "--listen", "127.0.0.1:0",

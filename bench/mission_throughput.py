@@ -4,9 +4,15 @@ Starts vp-registry, vp-dispatcher and M vp-worker processes (no-op executor) on
 a fresh SQLite file, dispatches N missions from K concurrent clients, and reads
 dispatch-to-start and dispatch-to-complete latencies from the event log. In the
 same run it measures the raw gRPC unary round trip (health Check on the same
-dispatcher) as the floor.
+dispatcher) as the floor, and an authenticated unary call (GetMission).
+
+Secure by default, like the services: a fresh local CA, certificates and tokens
+(TLS everywhere, workers and the dispatcher with mTLS identities, the bench's
+client with the operator's). --insecure runs everything in plaintext without
+authentication, so the two runs give the cost of TLS + auth:
 
     .venv/bin/python bench/mission_throughput.py --missions 2000 --workers 4
+    .venv/bin/python bench/mission_throughput.py --missions 2000 --workers 4 --insecure
 
 Heartbeat-gap mode (issue 8): while the burst runs, the registry is polled and
 the largest gap between two renewals of any lane's lease (last_heartbeat_at)
@@ -40,7 +46,9 @@ from services.common.contracts.vp.v1 import mission_control_service_pb2_grpc as 
 from services.common.contracts.vp.v1 import mission_pb2
 from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
+from services.common.auth.datadir import Credentials, worker_identity
 from services.common.grpc_options import CHANNEL_OPTIONS
+from services.common.security import INSECURE_CHANNEL, ChannelSecurity
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,33 +61,45 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def round_trip_floor(address: str, calls: int) -> list[float]:
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service="vp.v1.MissionControl")
-        for _ in range(50):
-            await stub.Check(request)
-        samples = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            await stub.Check(request)
-            samples.append(time.perf_counter() - start)
-        return samples
+async def _timed(call, calls: int) -> list[float]:
+    for _ in range(50):
+        await call()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def round_trip_floor(address: str, lane: str, calls: int, security: ChannelSecurity
+                           ) -> dict[str, list[float]]:
+    """Health Check (no authorization) and GetMission (authenticated, authorized) round trips."""
+    async with security.aio_channel(address, CHANNEL_OPTIONS) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        missions = mc_grpc.MissionControlStub(channel)
+        check = health_pb2.HealthCheckRequest(service="vp.v1.MissionControl")
+        seeded = await missions.DispatchMission(mc_pb.DispatchMissionRequest(envelope=mission_pb2.MissionEnvelope(
+            vp_id=lane, mission_type="task", objective="round-trip seed")))
+        get = mc_pb.GetMissionRequest(mission_id=seeded.mission.envelope.mission_id)
+        return {"health": await _timed(lambda: health.Check(check), calls),
+                "get_mission": await _timed(lambda: missions.GetMission(get), calls)}
 
 
 class HeartbeatGaps:
     """Polls the registry; keeps, per lane, the largest gap between two
     renewals (successive last_heartbeat_at values) the registry recorded."""
 
-    def __init__(self, address: str, lanes: list[str], interval: float = 0.05) -> None:
+    def __init__(self, address: str, lanes: list[str], security: ChannelSecurity, interval: float = 0.05) -> None:
         self.address, self.lanes, self.interval = address, set(lanes), interval
+        self.security = security
         self.last: dict[str, datetime] = {}
         self.largest: dict[str, float] = {}
         self.renewals = 0
         self.stale_seen = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+        async with self.security.aio_channel(self.address, CHANNEL_OPTIONS) as channel:
             stub = reg_grpc.SessionRegistryStub(channel)
             while not stop.is_set():
                 try:
@@ -105,8 +125,8 @@ class HeartbeatGaps:
 
 
 async def dispatch_all(addresses: list[str], lanes: list[str], missions: int,
-                       clients: int) -> tuple[list[str], float]:
-    channels = [grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) for address in addresses]
+                       clients: int, security: ChannelSecurity) -> tuple[list[str], float]:
+    channels = [security.aio_channel(address, CHANNEL_OPTIONS) for address in addresses]
     try:
         stubs = [mc_grpc.MissionControlStub(channel) for channel in channels]
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -130,11 +150,12 @@ async def dispatch_all(addresses: list[str], lanes: list[str], missions: int,
             await channel.close()
 
 
-async def collect_events(address: str, expected_terminal: int, timeout: float) -> dict[str, dict[str, datetime]]:
+async def collect_events(address: str, expected_terminal: int, timeout: float,
+                         security: ChannelSecurity) -> dict[str, dict[str, datetime]]:
     """Follow the event log until every mission is terminal; keep first times per type."""
     times: dict[str, dict[str, datetime]] = {}
     terminal = 0
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+    async with security.aio_channel(address, CHANNEL_OPTIONS) as channel:
         stub = mc_grpc.MissionControlStub(channel)
         stream = stub.StreamMissionEvents(mc_pb.StreamMissionEventsRequest(follow=True), timeout=timeout)
         async for reply in stream:
@@ -183,6 +204,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent dispatching clients")
     parser.add_argument("--floor-calls", type=int, default=2000)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--insecure", action="store_true", help="plaintext, no authentication (the baseline)")
     parser.add_argument("--lease-ttl", type=float, default=30.0, help="lease TTL the workers ask for (seconds)")
     parser.add_argument("--dispatchers", type=int, default=1, help="dispatcher processes sharing the database")
     parser.add_argument("--db", default="", help="database URL (default: a fresh SQLite file); for PostgreSQL "
@@ -198,9 +220,21 @@ def main() -> int:
     gaps: HeartbeatGaps | None = None
     with tempfile.TemporaryDirectory() as tmp, database(args.db, tmp) as db:
         registry_db = f"sqlite:///{tmp}/registry.db" if args.separate_registry_db and not args.db else db
+        credentials = Credentials(Path(tmp) / "credentials")
+        if args.insecure:
+            server_args = dispatcher_args = ["--insecure"]
+            worker_args = lambda lane: ["--insecure"]  # noqa: E731
+            security = INSECURE_CHANNEL
+        else:
+            credentials.ensure(lanes=lanes)
+            server_args = credentials.server_args()
+            dispatcher_args = credentials.channel_args("dispatcher")
+            worker_args = lambda lane: credentials.channel_args(worker_identity(lane))  # noqa: E731
+            security = credentials.channel_security("operator")
         try:
             registry = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", registry_db,
-                                       "--lease-ttl", str(args.lease_ttl), "--workspace-root", f"{tmp}/ws"])
+                                       "--lease-ttl", str(args.lease_ttl), "--workspace-root", f"{tmp}/ws",
+                                       *server_args])
             processes.append(registry)
             registry_address = registry.address(30)
             dispatcher_addresses = []
@@ -209,7 +243,8 @@ def main() -> int:
                 dispatcher = ServiceProcess([console_script("vp-dispatcher"), "--listen", address, "--db", db,
                                              "--registry", registry_address, "--extra-lanes", ",".join(lanes),
                                              "--lane-max-in-flight", str(args.capacity),
-                                             "--lane-max-queue", str(args.missions * 2), "--metrics-listen", ""])
+                                             "--lane-max-queue", str(args.missions * 2), "--metrics-listen", "",
+                                             *server_args, *dispatcher_args])
                 processes.append(dispatcher)
                 dispatcher.address(30)
                 dispatcher_addresses.append(address)
@@ -218,18 +253,22 @@ def main() -> int:
                                          dispatcher_addresses[n % len(dispatcher_addresses)],
                                          "--registry", registry_address, "--vp-id", lane, "--workspace-root",
                                          f"{tmp}/ws", "--executor", "noop", "--capacity", str(args.capacity),
-                                         "--lease-ttl", str(args.lease_ttl), "--log-level", "INFO"])
+                                         "--lease-ttl", str(args.lease_ttl), "--log-level", "INFO",
+                                         *worker_args(lane)])
                 processes.append(worker)
                 worker.wait_for_line(r"connected to", 30)
             dispatcher_address = dispatcher_addresses[0]
-            floor = asyncio.run(round_trip_floor(dispatcher_address, args.floor_calls))
-            gaps = HeartbeatGaps(registry_address, lanes) if args.heartbeat_gap else None
+            floors = asyncio.run(round_trip_floor(dispatcher_address, lanes[0], args.floor_calls, security))
+            floor = floors["health"]
+            gaps = HeartbeatGaps(registry_address, lanes, security) if args.heartbeat_gap else None
 
             async def run():
                 stop = asyncio.Event()
                 poller = asyncio.create_task(gaps.run(stop)) if gaps is not None else None
-                collector = asyncio.create_task(collect_events(dispatcher_address, args.missions, 600))
-                ids, dispatch_seconds = await dispatch_all(dispatcher_addresses, lanes, args.missions, args.clients)
+                # + 1: the round-trip seed mission ends too.
+                collector = asyncio.create_task(collect_events(dispatcher_address, args.missions + 1, 600, security))
+                ids, dispatch_seconds = await dispatch_all(dispatcher_addresses, lanes, args.missions, args.clients,
+                                                           security)
                 times = await collector
                 stop.set()
                 if poller is not None:
@@ -264,7 +303,10 @@ def main() -> int:
                                  (("p50", .5), ("p95", .95), ("p99", .99))},
         "dispatch_to_complete_ms": {q: round(percentile(to_complete, p) * 1000, 2) for q, p in
                                     (("p50", .5), ("p95", .95), ("p99", .99))},
+        "security": "insecure" if args.insecure else "tls+mtls+auth",
         "raw_unary_round_trip_ms": {"p50": round(floor_p50 * 1000, 3), "p95": round(percentile(floor, .95) * 1000, 3)},
+        "get_mission_round_trip_ms": {"p50": round(statistics.median(floors["get_mission"]) * 1000, 3),
+                                      "p95": round(percentile(floors["get_mission"], .95) * 1000, 3)},
         "complete_p50_over_floor_p50": round(percentile(to_complete, .5) / floor_p50, 1),
     }
     if gaps is not None:

@@ -35,11 +35,14 @@ from tests.support.e2e import free_port  # noqa: E402
 from tests.support.processes import ServiceProcess, console_script  # noqa: E402
 
 LANE = "vp.coder.primary"
+# Plaintext without authentication: this bench measures routing over a registry outage,
+# not TLS (bench/mission_throughput.py measures that).
 
 
 def registry(address: str, db: str, ttl: float, workspaces: Path) -> ServiceProcess:
     process = ServiceProcess([console_script("vp-registry"), "--listen", address, "--db", db, "--lease-ttl", str(ttl),
-                              "--workspace-root", str(workspaces), "--metrics-listen", "off", "--drain-window", "0"])
+                              "--workspace-root", str(workspaces), "--metrics-listen", "off", "--drain-window", "0",
+                              "--insecure"])
     process.address()
     return process
 
@@ -65,11 +68,12 @@ def main() -> int:
     dispatcher_address = f"127.0.0.1:{free_port()}"
     reg = registry(registry_address, db, args.lease_ttl, root / "ws")
     dispatcher = ServiceProcess([console_script("vp-dispatcher"), "--listen", dispatcher_address, "--db", db,
-                                 "--registry", registry_address, "--metrics-listen", "off", "--drain-window", "0"])
+                                 "--registry", registry_address, "--metrics-listen", "off", "--drain-window", "0",
+                                 "--insecure"])
     dispatcher.address()
     worker = ServiceProcess([console_script("vp-worker"), "--dispatcher", dispatcher_address, "--registry",
                              registry_address, "--vp-id", LANE, "--workspace-root", str(root / "ws"), "--executor",
-                             "noop", "--lease-ttl", str(args.lease_ttl)])
+                             "noop", "--lease-ttl", str(args.lease_ttl), "--insecure"])
     worker.wait_for_line("connected to", timeout=60)
     channel = grpc.insecure_channel(dispatcher_address)
     stub = mc_grpc.MissionControlStub(channel)

@@ -109,15 +109,18 @@ class Project:
 
     def start(self) -> None:
         db = self._db()
+        # Plaintext without authentication, like the Celery+Redis and pgqueuer setups it is
+        # compared with (bench/mission_throughput.py measures what TLS + auth add).
         registry = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", db,
-                                   "--metrics-listen", "127.0.0.1:0"])
+                                   "--metrics-listen", "127.0.0.1:0", "--workspace-root", str(self.tmp / "ws"),
+                                   "--insecure"])
         self.processes.append(registry)
         self.registry_address = registry.address(60)
         self.address = f"127.0.0.1:{free_port()}"
         self.dispatcher = ServiceProcess([
             console_script("vp-dispatcher"), "--listen", self.address, "--db", db, "--registry",
             self.registry_address, "--extra-lanes", f"{LANE},{PROGRESS_LANE}", "--lane-max-in-flight", "1000",
-            "--lane-max-queue", "1000000", "--metrics-listen", "127.0.0.1:0"])
+            "--lane-max-queue", "1000000", "--metrics-listen", "127.0.0.1:0", "--insecure"])
         self.processes.append(self.dispatcher)
         self.dispatcher.address(60)
         for i in range(self.workers):
@@ -125,7 +128,7 @@ class Project:
                                      self.registry_address, "--vp-id", LANE,
                                      "--workspace-root", str(self.tmp / "ws"), "--executor", "noop",
                                      "--capacity", "64", "--metrics-listen", "127.0.0.1:0",
-                                     "--log-level", "WARNING"])
+                                     "--log-level", "WARNING", "--insecure"])
             self.processes.append(worker)
         time.sleep(0.5)
         self.registry_pid = registry.proc.pid

@@ -58,3 +58,19 @@ def db_url(request, tmp_path):
 def sqlite_url(tmp_path):
     """A fresh SQLite database file URL."""
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_ambient_credentials(tmp_path_factory):
+    """Clients resolve credentials from VP_TLS_* or a data dir (.vp by default): a
+    developer's own .vp must not leak into tests, so point the data dir at an empty one."""
+    saved = {key: os.environ.pop(key) for key in ("VP_TLS_CA", "VP_TLS_CLIENT_CERT", "VP_TLS_CLIENT_KEY",
+                                                  "VP_TOKEN_FILE", "VP_INSECURE") if key in os.environ}
+    previous = os.environ.get("VP_DATA_DIR")
+    os.environ["VP_DATA_DIR"] = str(tmp_path_factory.mktemp("no-credentials") / "absent")
+    yield
+    os.environ.update(saved)
+    if previous is None:
+        os.environ.pop("VP_DATA_DIR", None)
+    else:
+        os.environ["VP_DATA_DIR"] = previous

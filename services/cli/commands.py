@@ -13,6 +13,8 @@ from services.cli.rollout import cmd_rollout
 from services.cli.output import Output
 from services.client import MissionControlClient, SessionsClient, is_terminal, mission_state_name
 from services.common.contracts.vp.v1 import enums_pb2, mission_pb2
+from services.common.auth.datadir import resolve_client_security
+from services.common.security import INSECURE_CHANNEL
 
 log = logging.getLogger("vpctl")
 
@@ -21,6 +23,11 @@ END_EVENTS = frozenset({
     "vp.mission.completed", "vp.mission.failed", "vp.mission.cancelled", "vp.mission.timed_out",
     "vp.mission.blocked", "vp.mission.fallback",
 })
+
+
+# Commands only an operator can carry out (registry actions, routing flags; rollout
+# evidence reads every caller's missions of a lane): they use the operator's credentials.
+OPERATOR_COMMANDS = {"retire", "revive", "reset-conversation", "rollout", "flags"}
 
 
 class Context:
@@ -32,17 +39,29 @@ class Context:
         self._mc: MissionControlClient | None = None
         self._sessions: SessionsClient | None = None
 
+    def security(self, identity: str | None = None):
+        """TLS and credentials of the identity (--as, or the command's own, e.g. operator)."""
+        if getattr(self.args, "insecure", False):
+            return INSECURE_CHANNEL
+        return resolve_client_security(identity or getattr(self.args, "identity", "client"),
+                                       data_dir=getattr(self.args, "data_dir", None))
+
+    def _operator_or_none(self) -> str | None:
+        return "operator" if self.args.command in OPERATOR_COMMANDS else None
+
     @property
     def mission_control(self) -> MissionControlClient:
         if self._mc is None:
             self._mc = MissionControlClient(self.args.dispatcher, timeout=self.args.timeout,
-                                            stream_timeout=self.args.timeout)
+                                            stream_timeout=self.args.timeout,
+                                            security=self.security(self._operator_or_none()))
         return self._mc
 
     @property
     def sessions(self) -> SessionsClient:
         if self._sessions is None:
-            self._sessions = SessionsClient(self.args.registry, timeout=self.args.timeout)
+            self._sessions = SessionsClient(self.args.registry, timeout=self.args.timeout,
+                                            security=self.security(self._operator_or_none()))
         return self._sessions
 
     async def close(self) -> None:
@@ -177,6 +196,16 @@ async def cmd_reset_conversation(args, ctx: Context) -> int:
     return exit_codes.OK
 
 
+async def cmd_retire(args, ctx: Context) -> int:
+    ctx.out.sessions([await ctx.sessions.retire_session(args.vp_id, args.reason or "")])
+    return exit_codes.OK
+
+
+async def cmd_revive(args, ctx: Context) -> int:
+    ctx.out.sessions([await ctx.sessions.revive_session(args.vp_id, args.reason or "")])
+    return exit_codes.OK
+
+
 async def cmd_cancel(args, ctx: Context) -> int:
     ctx.out.mission(await ctx.mission_control.cancel(args.mission_id, args.reason or ""))
     return exit_codes.OK
@@ -237,6 +266,8 @@ COMMANDS = {
     "cancel": cmd_cancel,
     "resume": cmd_resume,
     "reset-conversation": cmd_reset_conversation,
+    "retire": cmd_retire,
+    "revive": cmd_revive,
     "artifacts": cmd_artifacts,
     "sessions": cmd_sessions,
     "events": cmd_events,

@@ -124,6 +124,15 @@ def build_parser() -> EnvArgumentParser:
                             help="log level of client diagnostics (retries) on stderr")
     parser.add_argument("--json", action="store_true", default=False,
                         help="machine-readable output: protobuf JSON, one object per line")
+    parser.add_env_argument("--data-dir", env="VP_DATA_DIR", default=".vp", metavar="DIR",
+                            help="where `vpctl up` keeps its state and credentials (TLS certificates, tokens), "
+                                 "used unless VP_TLS_CA names other files")
+    parser.add_env_argument("--as", dest="identity", env="VPCTL_AS", default="client",
+                            choices=["client", "operator"],
+                            help="whose credentials from the data dir (retire, revive and reset-conversation always "
+                                 "use the operator's)")
+    parser.add_argument("--insecure", action="store_true", default=False,
+                        help="plaintext without credentials (for a stack started with --insecure)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -186,6 +195,22 @@ def build_parser() -> EnvArgumentParser:
     p = command("reset-conversation", "make a VP forget its agent conversation (its next mission starts fresh)")
     p.add_argument("vp_id", metavar="VP_ID")
     p.add_argument("--reason", default="", help="why, recorded in the vp.session.conversation_reset event")
+
+    p = command("retire", "operator: take a VP session out of service (its worker stops)")
+    p.add_argument("vp_id", metavar="VP_ID")
+    p.add_argument("--reason", default="", help="why, recorded with the session")
+
+    p = command("revive", "operator: bring a retired VP session back (a worker may acquire it again)")
+    p.add_argument("vp_id", metavar="VP_ID")
+    p.add_argument("--reason", default="", help="why, recorded in the vp.session.revived event")
+
+    p = command("credentials", "create the local CA, certificates and tokens (for docker compose secrets)")
+    p.add_argument("action", choices=["init"], help="init: create whatever is missing under --out")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write them (tls/, auth/)")
+    p.add_argument("--host", action="append", default=[], metavar="NAME",
+                   help="extra DNS name or IP of the server certificate (repeatable), e.g. registry, dispatcher")
+    p.add_argument("--lane", action="append", default=[], metavar="VP_ID",
+                   help="a worker certificate for this lane (repeatable)")
 
     p = command("cancel", "cancel a mission")
     p.add_argument("mission_id", metavar="MISSION_ID")
@@ -281,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.cli.up import run_up
 
         return run_up(args)
+    if args.command == "credentials":
+        from services.cli.up import run_credentials
+
+        return run_credentials(args)
     from services.cli.commands import run_command
 
     try:

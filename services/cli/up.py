@@ -1,7 +1,12 @@
 """vpctl up: the embedded default. Starts the registry, the dispatcher and one
 demo worker each for vp.coder.primary and vp.general.primary, all on SQLite
 under --data-dir, runs a demo mission so the work is visible, and stays up
-until Ctrl-C, which stops everything cleanly (workers drain first)."""
+until Ctrl-C, which stops everything cleanly (workers drain first).
+
+Secure by default: on first run it creates a local CA, certificates and tokens
+under the data dir (services/common/auth/datadir.py) and starts every process
+with TLS and mTLS identities; vpctl and the Python client find them there.
+--insecure runs everything in plaintext without authentication (with a warning)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli import exit_codes
 from services.client import SyncMissionControlClient, SyncSessionsClient, is_terminal, mission_state_name
+from services.common.auth.datadir import Credentials, worker_identity
+from services.common.security import INSECURE_CHANNEL, INSECURE_WARNING, ChannelSecurity
 
 LANES = ("vp.coder.primary", "vp.general.primary")
 METRICS_HOST = "127.0.0.1"
@@ -63,9 +70,9 @@ def _check_free(address: str) -> None:
                             "running? choose other ports with --registry / --dispatcher)") from None
 
 
-def _wait_healthy(address: str, service: str, child: Child) -> None:
+def _wait_healthy(address: str, service: str, child: Child, security: ChannelSecurity) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    with grpc.insecure_channel(address) as channel:
+    with security.channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
@@ -80,9 +87,9 @@ def _wait_healthy(address: str, service: str, child: Child) -> None:
     raise RuntimeError(f"{child.name} did not become healthy on {address} within {READY_TIMEOUT_S:.0f}s")
 
 
-def _wait_lanes(registry: str, children: list[Child]) -> None:
+def _wait_lanes(registry: str, children: list[Child], security: ChannelSecurity) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    with SyncSessionsClient(registry) as sessions:
+    with SyncSessionsClient(registry, security=security) as sessions:
         while time.monotonic() < deadline:
             for child in children:
                 if child.process.poll() is not None:
@@ -98,8 +105,8 @@ DEMO_OBJECTIVE = "Write a short poem about missions that always finish. May it r
 DEMO_ANSWER = "yes"
 
 
-def _demo(dispatcher: str) -> None:
-    with SyncMissionControlClient(dispatcher) as missions:
+def _demo(dispatcher: str, security: ChannelSecurity) -> None:
+    with SyncMissionControlClient(dispatcher, security=security) as missions:
         # The objective ends with "?": the demo agent asks first (agent protocol v1), so the
         # default shows a question, its answer (ResumeMission) and the usage reported.
         mission, route, _ = missions.dispatch("vp.general.primary", "task", DEMO_OBJECTIVE)
@@ -148,6 +155,18 @@ def run_up(args) -> int:
     metrics = _metrics_addresses(metrics_base_port)
     (data / "handoff").mkdir(parents=True, exist_ok=True)
     registry, dispatcher = args.registry, args.dispatcher
+    credentials = Credentials(data)
+    if getattr(args, "insecure", False):
+        print(f"vpctl up: WARNING: {INSECURE_WARNING}", file=sys.stderr, flush=True)
+        server_args = channel_args = worker_args = lambda *_: ["--insecure"]  # noqa: E731
+        client = INSECURE_CHANNEL
+    else:
+        if credentials.ensure(lanes=LANES):
+            print(f"created a local CA, certificates and tokens under {credentials.root}", flush=True)
+        server_args = lambda: credentials.server_args()  # noqa: E731
+        channel_args = credentials.channel_args
+        worker_args = lambda vp_id: credentials.channel_args(worker_identity(vp_id))  # noqa: E731
+        client = credentials.channel_security("client")
     # A signal handler must not take locks the interrupted code may hold
     # (Event.set inside Event.wait deadlocks): it only flips a flag.
     stopping: list[int] = []
@@ -162,26 +181,26 @@ def run_up(args) -> int:
             _check_free(address)
         children.append(_spawn("registry", "services.registry.main", "--listen", registry,
                                "--db", db, "--metrics-listen", metrics[0],
-                               "--workspace-root", str(data / "workspaces"), "--drain-window", "0"))
-        _wait_healthy(registry, "vp.v1.SessionRegistry", children[-1])
+                               "--workspace-root", str(data / "workspaces"), "--drain-window", "0", *server_args()))
+        _wait_healthy(registry, "vp.v1.SessionRegistry", children[-1], client)
         children.append(_spawn("dispatcher", "services.dispatcher.main", "--listen", dispatcher,
                                "--db", db, "--registry", registry,
                                "--allowed-roots", str(data / "handoff"), "--metrics-listen", metrics[1],
-                               "--drain-window", "0"))
-        _wait_healthy(dispatcher, "vp.v1.MissionControl", children[-1])
+                               "--drain-window", "0", *server_args(), *channel_args("dispatcher")))
+        _wait_healthy(dispatcher, "vp.v1.MissionControl", children[-1], client)
         for vp_id, metrics_listen in zip(LANES, metrics[2:]):
             children.append(_spawn(vp_id, "services.worker.main", "--dispatcher", dispatcher, "--registry",
                                    registry, "--vp-id", vp_id, "--workspace-root", str(data / "workspaces"),
                                    "--executor", "demo", "--allowed-root", str(data / "handoff"),
-                                   "--metrics-listen", metrics_listen))
-        _wait_lanes(registry, children)
+                                   "--metrics-listen", metrics_listen, *worker_args(vp_id)))
+        _wait_lanes(registry, children, client)
         print(f"VP Mission Control is up: registry {registry}, dispatcher {dispatcher}, data in {data}",
               flush=True)
         if metrics_base_port:
             print("metrics: " + ", ".join(f"{name} http://{address}/metrics" for name, address in
                                           zip(("registry", "dispatcher", *LANES), metrics)), flush=True)
         if not args.no_demo:
-            _demo(dispatcher)
+            _demo(dispatcher, client)
         print("Press Ctrl-C to stop.", flush=True)
         while not stopping:
             time.sleep(0.2)
@@ -200,3 +219,12 @@ def run_up(args) -> int:
         return exit_codes.UNAVAILABLE
     finally:
         _stop(children)
+
+
+def run_credentials(args) -> int:
+    """vpctl credentials init: what `vpctl up` creates, for deployments that mount them
+    (docker compose secrets). Existing files are kept."""
+    credentials = Credentials(Path(args.out))
+    created = credentials.ensure(lanes=[*LANES, *args.lane], hosts=args.host)
+    print(f"{'created' if created else 'kept'} credentials under {credentials.root.resolve()}", flush=True)
+    return exit_codes.OK

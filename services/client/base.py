@@ -11,7 +11,9 @@ import grpc
 
 from services.client.errors import ClientError, is_transient, retry_delay_of
 from services.client.retry import RetryPolicy
+from services.common.auth.datadir import resolve_client_security
 from services.common.grpc_options import CHANNEL_OPTIONS
+from services.common.security import ChannelSecurity
 
 log = logging.getLogger("vp.client")
 
@@ -25,6 +27,9 @@ class GrpcClient:
     overall deadline, not one per attempt. Streams and waits use it as the
     longest time they may go without reaching the server. The channel is opened
     lazily on first use so it binds to the running event loop.
+    ``security`` is TLS and credentials; None resolves them like every client
+    (services/common/auth/datadir.resolve_client_security: VP_TLS_* variables,
+    else the data dir `vpctl up` wrote, else plaintext).
     """
 
     def __init__(
@@ -35,11 +40,13 @@ class GrpcClient:
         retry: RetryPolicy | None = None,
         channel: grpc.aio.Channel | None = None,
         metadata: tuple[tuple[str, str], ...] = (),
+        security: ChannelSecurity | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.metadata = tuple(metadata)
+        self.security = security
         self._channel = channel
         self._owns_channel = channel is None
         self._stubs: dict[type, Any] = {}
@@ -47,7 +54,9 @@ class GrpcClient:
     @property
     def channel(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+            if self.security is None:
+                self.security = resolve_client_security()
+            self._channel = self.security.aio_channel(self.address, CHANNEL_OPTIONS)
         return self._channel
 
     def _stub(self, stub_type: type) -> Any:

@@ -1,5 +1,5 @@
 """Async client of vp.v1.SessionRegistry, read side (what operators look at),
-plus the operator's conversation reset."""
+plus the operator's actions: retire, revive, conversation reset."""
 
 from __future__ import annotations
 
@@ -47,6 +47,21 @@ class SessionsClient(GrpcClient):
         async for session in self._paged("ListSessions", self.stub.ListSessions, request, "sessions", limit=limit,
                                          timeout=timeout):
             yield session
+
+    async def retire_session(self, vp_id: str, reason: str = "", *, timeout: float | None = None
+                             ) -> session_pb2.VpSession:
+        """Operator: take the session out of service (its worker stops). Idempotent."""
+        response = await self._unary("RetireSession", self.stub.RetireSession,
+                                     pb.RetireSessionRequest(vp_id=vp_id, reason=reason), timeout=timeout)
+        return response.session
+
+    async def revive_session(self, vp_id: str, reason: str = "", *, timeout: float | None = None
+                             ) -> session_pb2.VpSession:
+        """Operator: bring a retired session back as IDLE; a worker may acquire it again."""
+        response = await self._unary("ReviveSession", self.stub.ReviveSession,
+                                     pb.ReviveSessionRequest(vp_id=vp_id, reason=reason), timeout=timeout,
+                                     retryable=False)
+        return response.session
 
     async def reset_conversation(self, vp_id: str, reason: str = "", *, timeout: float | None = None
                                  ) -> session_pb2.VpSession:

@@ -75,6 +75,7 @@ async def start_server(
     rpc_metrics: bool = True,
     gate: Gate | None = None,
     long_unary_methods: Iterable[str] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningServer:
     """Start an aio server on listen ("HOST:PORT"); register adds servicers and
     returns their full service names. Logs the address actually bound.
@@ -83,7 +84,8 @@ async def start_server(
     authentication and authorization) before a servicer sees it.
     Streaming methods and long_unary_methods ("/pkg.Service/Method") end with
     DRAINING when the server drains. BindError if the address is taken: the bind
-    is exclusive (no SO_REUSEPORT), so two servers never split one port."""
+    is exclusive (no SO_REUSEPORT), so two servers never split one port. credentials: TLS
+    (services/common/security.py); None listens in plaintext."""
     drain = DrainSignal()
     chain = [RpcMetricsInterceptor()] if rpc_metrics else []
     chain.append(EdgeInterceptor(gate))
@@ -97,7 +99,7 @@ async def start_server(
     )
     host = listen.rsplit(":", 1)[0]
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_secure_port(listen, credentials) if credentials else server.add_insecure_port(listen)
     except RuntimeError as error:  # grpc's "Failed to bind to address ..."
         raise BindError(f"cannot listen on {listen}: address already in use or not available") from error
     if port == 0:

@@ -83,6 +83,7 @@ SESSION_TRANSITIONS: tuple[Transition, ...] = (
     Transition("retire", S.PAUSED, S.RETIRED, "operator", "RetireSession", "vp.session.retired"),
     Transition("retire", S.DEGRADED, S.RETIRED, "operator", "RetireSession", "vp.session.retired"),
     Transition("retire", S.RECOVERING, S.RETIRED, "operator", "RetireSession", "vp.session.retired"),
+    Transition("revive", S.RETIRED, S.IDLE, "operator", "ReviveSession", "vp.session.revived"),
 )
 
 # Actors of mission transitions: the caller (MissionControl RPCs), the worker

@@ -27,12 +27,21 @@ from services.common.grpc_server import (
     start_server,
 )
 from services.common.logging_setup import configure_logging
+from services.common.security import (
+    ChannelSecurity,
+    ServerSecurity,
+    add_channel_security_arguments,
+    add_server_security_arguments,
+    channel_security_from,
+    server_security_from,
+)
 from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
 from services.common.store.engine import SHARED_DEFAULT_DB
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.dispatcher.core import DispatcherCore
 from services.dispatcher.registry_client import RegistryClient
+from services.dispatcher.mission_owner import owner_lookup
 from services.dispatcher.missions_api import MissionsApi
 from services.common.validation import check_vp_id
 from services.dispatcher.routing import (
@@ -97,6 +106,8 @@ def build_parser() -> EnvArgumentParser:
                             type=positive_float, help="seconds between deadline / lost-worker checks")
     parser.add_env_argument("--default-max-attempts", env="VP_DEFAULT_MAX_ATTEMPTS", default=3, type=int,
                             help="attempts when the envelope gives none")
+    add_server_security_arguments(parser)
+    add_channel_security_arguments(parser)
     add_metrics_argument(parser, env="VP_DISPATCHER_METRICS_LISTEN", default=DEFAULT_METRICS)
     add_drain_argument(parser)
     add_logging_arguments(parser)
@@ -122,15 +133,16 @@ def settings_from(args) -> DispatcherSettings:
     )
 
 
-async def run(args, settings: DispatcherSettings) -> None:
+async def run(args, settings: DispatcherSettings, security: ServerSecurity, registry_security: ChannelSecurity) -> None:
     store = SqlStore(args.db)
-    registry = RegistryClient(args.registry, settings.health_cache_ttl.total_seconds())
+    registry = RegistryClient(args.registry, settings.health_cache_ttl.total_seconds(), registry_security)
     core = DispatcherCore(store, SystemClock(), settings, registry)
     supervisor = Supervisor(core)
     reconciled = await supervisor.recover_lost_runs(reconciling=True)
     running = await start_server(args.listen, lambda server: add_to_server(MissionsApi(core), WorkerProtocol(core),
                                                                           server),
-                                 long_unary_methods=LONG_UNARY_METHODS)
+                                 long_unary_methods=LONG_UNARY_METHODS,
+                                 gate=security.gate(owner_lookup(store)), credentials=security.credentials())
     log.info("vp-dispatcher listening on %s (registry %s, reconciled %d run(s))", running.address, args.registry,
              reconciled, extra={"address": running.address})
 
@@ -149,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_tracing("vp-dispatcher")
     try:
         settings = settings_from(args)
+        security = server_security_from(args)
+        registry_security = channel_security_from(args)
     except ValueError as exc:
         print(f"vp-dispatcher: {exc}", file=sys.stderr)
         return 2
@@ -158,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vp-dispatcher: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run(args, settings))
+        asyncio.run(run(args, settings, security, registry_security))
     except BindError as exc:
         print(f"vp-dispatcher: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN

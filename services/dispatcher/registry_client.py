@@ -15,6 +15,7 @@ from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
 from services.common.errors import DependencyUnavailable, LeaseSuperseded, SessionNotFound, error_info
 from services.common.grpc_options import CHANNEL_OPTIONS
+from services.common.security import INSECURE_CHANNEL, ChannelSecurity
 from services.common.timeutil import to_duration
 from services.dispatcher.registry_port import LeaseView, view_of
 
@@ -23,8 +24,8 @@ CALL_TIMEOUT_S = 5.0
 
 
 class RegistryClient:
-    def __init__(self, address: str, cache_ttl_s: float) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    def __init__(self, address: str, cache_ttl_s: float, security: ChannelSecurity = INSECURE_CHANNEL) -> None:
+        self.channel = security.aio_channel(address, CHANNEL_OPTIONS)
         self.stub = reg_grpc.SessionRegistryStub(self.channel)
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, LeaseView] = {}

@@ -190,6 +190,15 @@ def release(existing: SessionRecord, *, owner: str, lease_epoch: int, now: datet
     return LeaseChange(session, transition.event, payload)
 
 
+def revive(existing: SessionRecord, *, reason: str, now: datetime) -> LeaseChange:
+    """RETIRED -> IDLE: the session may be acquired again (epoch + 1), same id and workspace."""
+    transition = session_transition("revive", existing.status, SessionStatus.IDLE)
+    session = replace(existing, status=SessionStatus.IDLE, lease_owner="", lease_expires_at=None, last_error="",
+                      status_changed_at=now, updated_at=now)
+    payload = {"session_id": existing.session_id, "reason": reason, "lease_epoch": existing.lease_epoch}
+    return LeaseChange(session, transition.event, payload)
+
+
 def retire(existing: SessionRecord, *, reason: str, now: datetime) -> LeaseChange:
     transition = session_transition("retire", existing.status, SessionStatus.RETIRED)
     session = replace(

@@ -23,6 +23,7 @@ from services.common.grpc_server import (
     start_server,
 )
 from services.common.logging_setup import configure_logging
+from services.common.security import ServerSecurity, add_server_security_arguments, server_security_from
 from services.common.telemetry.tracing import configure_tracing
 from services.common.store import SqlStore
 from services.common.store.engine import SHARED_DEFAULT_DB
@@ -57,6 +58,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--workspace-root", env="VP_WORKSPACE_ROOT", default=DEFAULT_WORKSPACE_ROOT,
                             help="a new session's workspace_dir must be a directory under this root (the workers' "
                                  "--workspace-root)")
+    add_server_security_arguments(parser)
     add_metrics_argument(parser, env="VP_REGISTRY_METRICS_LISTEN", default=DEFAULT_METRICS)
     add_drain_argument(parser)
     add_logging_arguments(parser)
@@ -73,13 +75,14 @@ def settings_from(args) -> RegistrySettings:
     )
 
 
-async def run(args) -> None:
+async def run(args, security: ServerSecurity) -> None:
     settings = settings_from(args)
     # Lease renewals first: on a database file shared with a dispatcher they
     # must not wait behind its mission traffic.
     store = SqlStore(args.db, eager_writes=True)
     registry = SessionRegistry(store, SystemClock(), settings)
-    running = await start_server(args.listen, lambda server: add_to_server(SessionRegistryServicer(registry), server))
+    running = await start_server(args.listen, lambda server: add_to_server(SessionRegistryServicer(registry), server),
+                                 gate=security.gate(), credentials=security.credentials())
     log.info("vp-registry listening on %s", running.address, extra={"address": running.address})
     await serve_until_signal(
         running,
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_tracing("vp-registry")
     try:
         settings_from(args)
+        security = server_security_from(args)
     except ValueError as exc:
         print(f"vp-registry: {exc}", file=sys.stderr)
         return 2
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vp-registry: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run(args))
+        asyncio.run(run(args, security))
     except BindError as exc:
         print(f"vp-registry: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN

@@ -152,6 +152,15 @@ class SessionRegistry:
 
         return await self.store.arun(work)
 
+    async def revive(self, *, vp_id: str, reason: str = "") -> SessionRecord:
+        _raise_if(check_vp_id(vp_id) + check_text(reason, "reason", max_len=1024, required=False))
+
+        def work(tx: Tx) -> SessionRecord:
+            existing = self._require(tx, vp_id)
+            return self._apply(tx, leases.revive(existing, reason=reason, now=self.clock.now()))
+
+        return await self.store.arun(work)
+
     async def get(self, vp_id: str) -> SessionRecord:
         _raise_if(check_vp_id(vp_id))
         return await self.store.aread(lambda tx: self._require(tx, vp_id, for_update=False))

@@ -53,6 +53,10 @@ class SessionRegistryServicer(pb_grpc.SessionRegistryServicer):
         return pb.ListSessionsResponse(sessions=[self._proto(r) for r in page.sessions],
                                        next_page_token=page.next_page_token)
 
+    async def ReviveSession(self, request, context):
+        record = await self.registry.revive(vp_id=request.vp_id, reason=request.reason)
+        return pb.ReviveSessionResponse(session=self._proto(record))
+
     async def RetireSession(self, request, context):
         record = await self.registry.retire(vp_id=request.vp_id, reason=request.reason)
         return pb.RetireSessionResponse(session=self._proto(record))

@@ -83,7 +83,7 @@ class DispatcherLink:
         self.keeper = keeper
         self.runs = runs
         self.policy = policy
-        self._channel = grpc.aio.insecure_channel(config.dispatcher_addr, options=WORKER_CHANNEL_OPTIONS)
+        self._channel = config.security.aio_channel(config.dispatcher_addr, WORKER_CHANNEL_OPTIONS)
         self._stub = wc_grpc.WorkerChannelStub(self._channel)
         self._call: grpc.aio.StreamStreamCall | None = None
         self._write_lock = asyncio.Lock()

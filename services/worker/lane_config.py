@@ -23,6 +23,7 @@ from services.common.validation import VP_ID_PATTERN
 from services.worker.agents.presets import AGENT_PRESETS, build_agent_executor, channel_hooks
 from services.worker.executors import EXECUTOR_KINDS, Executor, SubprocessExecutor, build_executor
 from services.common.guardrails import PathPolicy
+from services.common.security import INSECURE_CHANNEL, ChannelSecurity
 
 #: The registry's and the dispatcher's limits (services/common/limits.py), in the units of the flags.
 MIN_LEASE_TTL = limits.MIN_LEASE_TTL.total_seconds()
@@ -95,6 +96,8 @@ class LaneConfig:
     agent_bin: str = ""
     agent_model: str = ""
     agent_args: tuple[str, ...] = ()
+    #: TLS and credentials of the channels to the registry and the dispatcher.
+    security: ChannelSecurity = INSECURE_CHANNEL
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

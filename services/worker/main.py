@@ -21,9 +21,11 @@ import os
 import shlex
 import signal
 import sys
+from dataclasses import replace
 
 from services.common.cli_config import EnvArgumentParser, add_logging_arguments, host_port, positive_float
 from services.common.logging_setup import configure_logging
+from services.common.security import add_channel_security_arguments, channel_security_from
 from services.common.telemetry.tracing import configure_tracing
 from services.common.telemetry.metrics_server import add_metrics_argument, serve_metrics
 from services.worker.lane_config import (
@@ -128,14 +130,16 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--drain-timeout", env="VP_DRAIN_TIMEOUT_SECONDS", default=DEFAULT_DRAIN_TIMEOUT,
                             type=_non_negative_float, metavar="SECONDS",
                             help="on SIGTERM/SIGINT, how long in-flight missions may still run")
+    add_channel_security_arguments(parser)
     add_metrics_argument(parser, env="VP_WORKER_METRICS_LISTEN", default="")
     add_logging_arguments(parser)
     return parser
 
 
 def config_from(args: argparse.Namespace) -> LaneConfig:
-    """LaneConfig from parsed flags; ValueError lists every problem."""
-    return LaneConfig(
+    """LaneConfig from parsed flags; ValueError lists every problem (the lane's first,
+    then what TLS lacks)."""
+    config = LaneConfig(
         vp_id=args.vp_id or "",
         workspace_root=args.workspace_root,
         dispatcher_addr=args.dispatcher or "",
@@ -152,6 +156,7 @@ def config_from(args: argparse.Namespace) -> LaneConfig:
         agent_model=args.agent_model or "",
         agent_args=tuple(args.agent_args or ()),
     )
+    return replace(config, security=channel_security_from(args))
 
 
 async def _serve(config: LaneConfig) -> int:

@@ -132,7 +132,7 @@ class LeaseKeeper:
         self.runtime_id = runtime or runtime_id()
         self.clock = clock or SystemClock()
         self.term: Term | None = None
-        self._channel = grpc.aio.insecure_channel(config.registry_addr, options=WORKER_CHANNEL_OPTIONS)
+        self._channel = config.security.aio_channel(config.registry_addr, WORKER_CHANNEL_OPTIONS)
         self._stub = reg_grpc.SessionRegistryStub(self._channel)
         self._extra = {"vp_id": config.vp_id}
 

@@ -4,6 +4,7 @@ snapshot` against a real dispatcher, passing and failing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -66,10 +67,10 @@ def test_empty_window_is_not_enough_evidence():
     assert "FAIL: enough_missions" in snap.markdown_row()
 
 
-async def vpctl(address: str, *args: str) -> tuple[int, str]:
+async def vpctl(address: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         console_script("vpctl"), "--dispatcher", address, "--json", "rollout", "snapshot", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})})
     out, err = await process.communicate()
     return process.returncode, out.decode() + err.decode()
 
@@ -82,17 +83,18 @@ async def test_vpctl_rollout_snapshot_against_real_dispatcher(sqlite_url, tmp_pa
             await dispatch(stack)
             worker.result(await worker.assignment())
             await worker.next("result_accepted")
-        code, output = await vpctl(stack.dispatcher_address, "--vp-id", CODER, "--out", str(tmp_path))
+        code, output = await vpctl(stack.dispatcher_address, "--vp-id", CODER, "--out", str(tmp_path),
+                                   env=stack.client_env("operator"))
         assert code == 1 and "enough_missions" in output, output  # 4 of the default minimum 20
         code, output = await vpctl(stack.dispatcher_address, "--vp-id", CODER, "--out", str(tmp_path),
-                                   "--min-missions", "4")
+                                   "--min-missions", "4", env=stack.client_env("operator"))
         assert code == 0, output
         snapshot = json.loads(output.splitlines()[0])
         assert snapshot["missions_considered"] == 4 and snapshot["fallback_rate"] == 0.0 and snapshot["passed"]
         for _ in range(2):  # no general worker: every mission falls back to the caller
             await dispatch(stack, vp_id=GENERAL, mission_type="task")
         code, output = await vpctl(stack.dispatcher_address, "--vp-id", GENERAL, "--out", str(tmp_path),
-                                   "--min-missions", "2")
+                                   "--min-missions", "2", env=stack.client_env("operator"))
         assert code == 1, output
         assert json.loads(output.splitlines()[0])["fallback_rate"] == 1.0
         rows = (tmp_path / "evidence.md").read_text().splitlines()

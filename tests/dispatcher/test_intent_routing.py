@@ -6,6 +6,7 @@ route's provenance names the rule that chose the lane."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from datetime import timedelta
 
@@ -98,7 +99,8 @@ async def test_vpctl_dispatch_without_vp_id(sqlite_url):
         await ScriptedWorker(stack, CODER).acquire()
         process = await asyncio.create_subprocess_exec(
             console_script("vpctl"), "--dispatcher", stack.dispatcher_address, "dispatch", "--type", "refactor",
-            "--objective", "tidy", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            "--objective", "tidy", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, **stack.client_env()})
         out, err = await process.communicate()
         assert process.returncode == 0, err.decode()
         assert "intent mission_type=refactor chose vp.coder.primary" in out.decode()

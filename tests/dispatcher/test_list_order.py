@@ -4,6 +4,7 @@ not the three oldest), paged without gaps, and a page token is bound to its orde
 from __future__ import annotations
 
 import asyncio
+import os
 
 import grpc
 import pytest
@@ -39,7 +40,7 @@ async def test_newest_first_pages_and_vpctl_list_shows_the_newest(stack):
 
     process = await asyncio.create_subprocess_exec(
         console_script("vpctl"), "--dispatcher", stack.dispatcher_address, "list", "--limit", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **stack.client_env()})
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert [line.split()[0] for line in out.decode().splitlines()[1:]] == ids[:1:-1]

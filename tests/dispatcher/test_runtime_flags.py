@@ -22,7 +22,7 @@ from tests.support.stack import fake_clock_stack
 
 
 async def flags(stack) -> mc_pb.GetRoutingFlagsResponse:
-    return await stack.missions.GetRoutingFlags(mc_pb.GetRoutingFlagsRequest())
+    return await stack.operator.GetRoutingFlags(mc_pb.GetRoutingFlagsRequest())
 
 
 async def route_of(stack, **fields) -> mc_pb.DispatchMissionResponse:
@@ -36,7 +36,7 @@ async def test_a_change_on_one_replica_routes_on_the_other_within_the_refresh(db
         assert not (await flags(b)).kill_switch  # b has read (and seeded) the flags
         assert (await route_of(b)).route.decision == S.ROUTE_DECISION_DELEGATED
 
-        reply = await a.missions.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(kill_switch=True, reason="incident 42",
+        reply = await a.operator.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(kill_switch=True, reason="incident 42",
                                                                               actor="ops"))
         assert reply.flags.kill_switch and reply.audit_event_id > 0
         # b routes with its last read until REFRESH of clock time has passed...
@@ -48,14 +48,14 @@ async def test_a_change_on_one_replica_routes_on_the_other_within_the_refresh(db
         assert fallback.route.decision == S.ROUTE_DECISION_FALLBACK
         assert fallback.route.fallback_reason == S.FALLBACK_REASON_DISABLED
 
-        await b.missions.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(kill_switch=False, reason="over"))
-        await b.missions.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(vp_id=CODER, force_fallback=True,
+        await b.operator.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(kill_switch=False, reason="over"))
+        await b.operator.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(vp_id=CODER, force_fallback=True,
                                                                       max_queue_depth=7, reason="drain coder"))
         a.clock.advance(REFRESH)
         lane = {lane.vp_id: lane for lane in (await flags(a)).lanes}[CODER]
         assert lane.force_fallback and lane.max_queue_depth == 7 and lane.quotas_set and lane.version == 2
         assert (await route_of(a)).route.fallback_reason == S.FALLBACK_REASON_FORCED
-        only = await a.missions.GetRoutingFlags(mc_pb.GetRoutingFlagsRequest(vp_id=CODER))
+        only = await a.operator.GetRoutingFlags(mc_pb.GetRoutingFlagsRequest(vp_id=CODER))
         assert [lane.vp_id for lane in only.lanes] == [CODER]
 
         audit = [r.event async for r in a.missions.StreamMissionEvents(
@@ -82,7 +82,7 @@ async def test_bad_changes_are_invalid_argument_and_change_nothing(sqlite_url, r
     async with fake_clock_stack(sqlite_url) as stack:
         before = await flags(stack)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stack.missions.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(**request_fields))
+            await stack.operator.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(**request_fields))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in refused.value.details()
         stack.clock.advance(REFRESH)
@@ -98,7 +98,7 @@ async def test_queue_quota_is_exact_inside_the_dispatch_transaction(db_url):
     async with fake_clock_stack(db_url, settings) as stack:
         worker = ScriptedWorker(stack, CODER)
         await worker.acquire()  # a live lease, no stream: queued missions stay queued
-        await stack.missions.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(
+        await stack.operator.SetRoutingFlags(mc_pb.SetRoutingFlagsRequest(
             vp_id=CODER, max_in_flight=0, max_queue_depth=2, reason="quota test"))
         replies = await asyncio.gather(*(route_of(stack, objective=f"m{i}") for i in range(6)))
         decisions = sorted((r.route.decision, r.route.fallback_reason) for r in replies)

@@ -21,8 +21,8 @@ def _second(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
+def _serving(e2e, address: str) -> bool:
+    with e2e.channel_security("operator").channel(address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -31,9 +31,9 @@ def _serving(address: str) -> bool:
 def test_a_second_server_on_a_taken_port_fails_naming_the_port(e2e, tmp_path, service):
     first = e2e.registry_address if service == "registry" else e2e.dispatcher_address
     argv = [console_script(f"vp-{service}"), "--listen", first, "--db", f"sqlite:///{tmp_path / 'other.db'}",
-            "--metrics-listen", "off"]
+            "--metrics-listen", "off", *e2e.server_args()]
     if service == "dispatcher":
-        argv += ["--registry", e2e.registry_address]
+        argv += ["--registry", e2e.registry_address, *e2e.channel_args("dispatcher")]
 
     result = _second(argv)
 
@@ -42,7 +42,7 @@ def test_a_second_server_on_a_taken_port_fails_naming_the_port(e2e, tmp_path, se
     assert "Traceback" not in result.stderr
     # The first server still owns the port: every new connection reaches it.
     for _ in range(5):
-        assert _serving(first)
+        assert _serving(e2e, first)
 
 
 def test_vpctl_up_on_a_taken_port_stops_before_starting_anything(tmp_path):

@@ -35,7 +35,8 @@ def test_registry_killed_while_a_lane_is_live(sqlite_url, tmp_path):
 
         stack.registry = ServiceProcess([
             console_script("vp-registry"), "--listen", stack.registry_address, "--db", stack.db_url,
-            "--lease-ttl", "10", "--sweep-interval", "0.5"])
+            "--lease-ttl", "10", "--sweep-interval", "0.5", "--workspace-root", str(stack.root / "workspaces"),
+            *stack.server_args()])
         stack.registry.address()
 
         def delegated_after_restart() -> bool:

@@ -30,14 +30,15 @@ DRAIN_WINDOW = 3.0
 class HealthPoller(threading.Thread):
     """What a load balancer's readiness probe sees: (monotonic time, status or error code)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, security) -> None:
         super().__init__(daemon=True)
         self.address = address
+        self.security = security
         self.seen: list[tuple[float, str]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
-        with grpc.insecure_channel(self.address) as channel:
+        with self.security.channel(self.address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while not self.stop.is_set():
                 try:
@@ -74,7 +75,8 @@ def test_drain_window_then_draining_error_then_the_client_retries(e2e, tmp_path)
     client_result: dict = {}
 
     def client_wait() -> None:
-        with SyncMissionControlClient(e2e.dispatcher_address, timeout=60) as client:
+        with SyncMissionControlClient(e2e.dispatcher_address, timeout=60,
+                                      security=e2e.channel_security("client")) as client:
             try:
                 client_result["mission"] = client.wait(mission_id, 120)
             except Exception as error:  # noqa: BLE001 - reported by the assertion below
@@ -85,7 +87,8 @@ def test_drain_window_then_draining_error_then_the_client_retries(e2e, tmp_path)
 
     def client_follow() -> None:
         # A followed event stream is a long call too: drained, then reopened after its cursor.
-        with SyncMissionControlClient(e2e.dispatcher_address, timeout=60) as client:
+        with SyncMissionControlClient(e2e.dispatcher_address, timeout=60,
+                                      security=e2e.channel_security("client")) as client:
             try:
                 for event in client.events(mission_id=mission_id, follow=True):
                     followed.append(event.event_type)
@@ -100,7 +103,7 @@ def test_drain_window_then_draining_error_then_the_client_retries(e2e, tmp_path)
     follower = threading.Thread(target=client_follow, daemon=True)
     follower.start()
     wait_until(lambda: "vp.mission.started" in followed, timeout=30, what="the follower to catch up")
-    poller = HealthPoller(e2e.dispatcher_address)
+    poller = HealthPoller(e2e.dispatcher_address, e2e.channel_security("operator"))
     poller.start()
     wait_until(lambda: poller.first("SERVING"), timeout=10, what="the poller to see SERVING")
 

@@ -5,6 +5,7 @@ Ctrl-C (SIGINT) stops every process cleanly."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from tests.support.processes import ServiceProcess, console_script
 
 
 def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
-    data = tmp_path / "data"
+    data = tmp_path / ".vp"  # the default data dir, relative to the working directory below
     dispatcher = f"127.0.0.1:{free_port()}"
     up = ServiceProcess([console_script("vpctl"), "--registry", f"127.0.0.1:{free_port()}", "--dispatcher",
                          dispatcher, "up", "--data-dir", str(data), "--metrics-base-port", "0"])
@@ -29,9 +30,21 @@ def test_vpctl_up_runs_demo_and_stops_cleanly(tmp_path):
         assert (mission_dir / "result.md").exists() and (mission_dir / "sync_ready.json").exists()
         assert (data / "workspaces" / "vp.general.primary" / "journal.md").exists()
         up.wait_for_line(r"Press Ctrl-C to stop", timeout=10)
+        # Secure by default: credentials under the data dir, TLS on the listeners, and vpctl
+        # finds the credentials there with no flags (cwd = the data dir's parent: .vp is the default).
+        assert (data / "tls" / "ca.pem").exists() and (data / "auth" / "tokens.json").exists()
+        assert "created a local CA" in up.output
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")}
+        listed = subprocess.run([console_script("vpctl"), "--dispatcher", dispatcher, "--json", "list"],
+                                capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+        assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1, listed.stderr
+        plaintext = subprocess.run([console_script("vpctl"), "--dispatcher", dispatcher, "--insecure", "list"],
+                                   capture_output=True, text=True, timeout=60)
+        assert plaintext.returncode == 5, plaintext.stdout  # UNAVAILABLE: no TLS, no call
         # The registry's session events are on the dispatcher's event stream (one store file).
         events = subprocess.run([console_script("vpctl"), "--dispatcher", dispatcher, "--json", "events",
-                                 "--type", "vp.session.created"], capture_output=True, text=True, timeout=60)
+                                 "--type", "vp.session.created"], capture_output=True, text=True, timeout=60,
+                                cwd=tmp_path, env=env)
         assert events.returncode == 0, events.stderr
         acquired = {json.loads(line)["vp_id"] for line in events.stdout.splitlines()}
         assert acquired == {"vp.coder.primary", "vp.general.primary"}, events.stdout

@@ -42,7 +42,7 @@ BAD_ENVELOPES = {
 def test_out_of_range_values_are_invalid_argument_and_change_nothing(processes, case):
     bad, field = BAD_ENVELOPES[case]
     assert [v.field for v in violations(mc_pb.DispatchMissionRequest(envelope=bad))] == [field]
-    with grpc.insecure_channel(processes.dispatcher_address) as channel:
+    with processes.channel_security("client").channel(processes.dispatcher_address) as channel:
         stub = mc_grpc.MissionControlStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
             stub.DispatchMission(mc_pb.DispatchMissionRequest(envelope=bad), timeout=10)
@@ -56,7 +56,7 @@ def test_out_of_range_values_are_invalid_argument_and_change_nothing(processes, 
 @pytest.mark.parametrize("ttl", [Duration(seconds=2**63 - 1), Duration(seconds=1, nanos=10**9),
                                  Duration(seconds=-1, nanos=1)])
 def test_out_of_range_lease_ttl_is_invalid_argument(processes, ttl):
-    with grpc.insecure_channel(processes.registry_address) as channel:
+    with processes.channel_security("worker-vp.coder.primary").channel(processes.registry_address) as channel:
         stub = reg_grpc.SessionRegistryStub(channel)
         request = reg_pb.AcquireLeaseRequest(vp_id="vp.coder.primary", owner="w", ttl=ttl,
                                              workspace_dir=str(processes.root / "workspaces" / "vp.coder.primary"))
@@ -64,13 +64,14 @@ def test_out_of_range_lease_ttl_is_invalid_argument(processes, ttl):
             stub.AcquireLease(request, timeout=10)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "ErrorInfo" in details_of(refused.value)
-        assert not stub.ListSessions(reg_pb.ListSessionsRequest(), timeout=10).sessions
+    with processes.channel_security("operator").channel(processes.registry_address) as channel:
+        assert not reg_grpc.SessionRegistryStub(channel).ListSessions(reg_pb.ListSessionsRequest(), timeout=10).sessions
 
 
 def test_oversize_message_is_resource_exhausted(processes):
     huge = envelope(objective="x" * (MAX_MESSAGE_BYTES + 1))
-    with grpc.insecure_channel(processes.dispatcher_address,
-                               options=[("grpc.max_send_message_length", 2 * MAX_MESSAGE_BYTES)]) as channel:
+    with processes.channel_security("client").channel(
+            processes.dispatcher_address, [("grpc.max_send_message_length", 2 * MAX_MESSAGE_BYTES)]) as channel:
         with pytest.raises(grpc.RpcError) as refused:
             mc_grpc.MissionControlStub(channel).DispatchMission(mc_pb.DispatchMissionRequest(envelope=huge),
                                                                 timeout=20)
@@ -79,7 +80,8 @@ def test_oversize_message_is_resource_exhausted(processes):
 
 
 def test_host_file_read_starts_with_a_refused_workspace(processes):
-    with grpc.insecure_channel(processes.registry_address) as channel:
+    # Even the lane's own worker may not name a workspace outside the root.
+    with processes.channel_security("worker-vp.fresh.lane").channel(processes.registry_address) as channel:
         stub = reg_grpc.SessionRegistryStub(channel)
         for workspace in ("/", "/etc", str(processes.root / "elsewhere")):
             with pytest.raises(grpc.RpcError) as refused:
@@ -87,6 +89,8 @@ def test_host_file_read_starts_with_a_refused_workspace(processes):
                                                              workspace_dir=workspace), timeout=10)
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert details_of(refused.value)["BadRequest"].field_violations[0].field == "workspace_dir"
+    with processes.channel_security("operator").channel(processes.registry_address) as channel:
         with pytest.raises(grpc.RpcError) as missing:
-            stub.GetSession(reg_pb.GetSessionRequest(vp_id="vp.fresh.lane"), timeout=10)
+            reg_grpc.SessionRegistryStub(channel).GetSession(reg_pb.GetSessionRequest(vp_id="vp.fresh.lane"),
+                                                             timeout=10)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND

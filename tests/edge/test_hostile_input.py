@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from services.common.contracts.vp.v1 import mission_control_service_pb2 as mc_pb
+from services.common.auth.policy import MATRIX
+from services.common.auth.principals import Role
 from tests.support.hostile import acceptable, call
 from tests.support.proto_strategies import messages
 from tests.support.rpc_catalog import all_rpcs
@@ -77,15 +79,16 @@ def _payload(name: str, rpc) -> bytes:
     return RAW_PAYLOADS[name]
 
 
-def _channel(processes, rpc) -> grpc.Channel:
-    return grpc.insecure_channel(processes.registry_address if rpc.on_registry else processes.dispatcher_address)
+def _channel(processes, rpc, identity: str = "operator") -> grpc.Channel:
+    address = processes.registry_address if rpc.on_registry else processes.dispatcher_address
+    return processes.channel_security(identity).channel(address)
 
 
 @pytest.mark.parametrize("payload", sorted(RAW_PAYLOADS))
 def test_raw_undecodable_bytes_to_every_method_are_invalid_argument(processes, payload):
     problems = []
     for rpc in all_rpcs():
-        with _channel(processes, rpc) as channel:
+        with _channel(processes, rpc, _allowed_identity(rpc)) as channel:
             outcome = call(channel, rpc, _payload(payload, rpc))
         if payload == "struct_nesting_200" and rpc.name != "DispatchMission":
             continue  # the bytes only mean "too deep" to DispatchMission
@@ -94,6 +97,12 @@ def test_raw_undecodable_bytes_to_every_method_are_invalid_argument(processes, p
         elif "class" in outcome.details:
             problems.append(f"{rpc.path}: message names a Python class: {outcome.details!r}")
     assert not problems, "\n".join(problems)
+
+
+def _allowed_identity(rpc) -> str:
+    """A caller the matrix lets call rpc, so the bytes are what gets judged."""
+    roles = MATRIX[rpc.path].roles
+    return "operator" if Role.OPERATOR in roles else "worker-vp.coder.primary"
 
 
 def _tame(rpc, request):
@@ -105,7 +114,8 @@ def _tame(rpc, request):
     return request
 
 
-def test_fuzz_every_request_message_gets_only_documented_codes(processes):
+def test_fuzz_every_request_message_gets_only_documented_codes(insecure_processes):
+    processes = insecure_processes
     counts: Counter[str] = Counter()
     problems: list[str] = []
     for rpc in all_rpcs():

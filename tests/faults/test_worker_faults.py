@@ -89,7 +89,7 @@ class Fault:
         self.stack.start_registry()
         self.stack.start_dispatcher()
         self.channel, self.stub = self.stack.missions()
-        self.registry_channel = grpc.insecure_channel(self.stack.registry_address)
+        self.registry_channel = self.stack.channel_security("operator").channel(self.stack.registry_address)
         self.sessions = reg_grpc.SessionRegistryStub(self.registry_channel)
 
     def agent_command(self, tag: str, seconds: float, later: float | None = None) -> str:
@@ -99,7 +99,7 @@ class Fault:
         return [console_script("vp-worker"), "--dispatcher", dispatcher or self.stack.dispatcher_address,
                 "--registry", self.stack.registry_address, "--vp-id", LANE, "--workspace-root",
                 str(self.root / "workspaces"), "--executor", "subprocess", "--lease-ttl", str(TTL),
-                "--command", command, *extra]
+                "--command", command, *self.stack.worker_args(LANE), *extra]
 
     def start_worker(self, command: str, *extra: str, dispatcher: str | None = None,
                      connected: bool = True) -> ServiceProcess:

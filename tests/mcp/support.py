@@ -42,7 +42,8 @@ class McpStack:
         worker = ServiceProcess([
             console_script("vp-worker"), "--dispatcher", e2e.dispatcher_address, "--registry", e2e.registry_address,
             "--vp-id", vp_id, "--workspace-root", str(e2e.root / "workspaces"), "--lease-ttl", str(e2e.lease_ttl),
-            "--allowed-root", str(e2e.root / "handoff"), *extra], env={"PYTHONPATH": self.pythonpath})
+            "--allowed-root", str(e2e.root / "handoff"), *e2e.worker_args(vp_id), *extra],
+            env={"PYTHONPATH": self.pythonpath})
         e2e.workers[vp_id] = worker
         worker.wait_for_line(r"connected to", timeout=30)
         return worker
@@ -59,14 +60,15 @@ class McpStack:
         self.e2e.stop()
 
     def stdio_params(self, dispatcher: str | None = None) -> StdioServerParameters:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")} | self.e2e.client_env()
         return StdioServerParameters(command=console_script("vp-mcp"),
                                      args=["--dispatcher", dispatcher or self.dispatcher, "--registry", self.registry],
                                      env=env)
 
     def start_http(self, dispatcher: str | None = None) -> tuple[ServiceProcess, str]:
         process = ServiceProcess([console_script("vp-mcp"), "--transport", "http", "--listen", "127.0.0.1:0",
-                                  "--dispatcher", dispatcher or self.dispatcher, "--registry", self.registry])
+                                  "--dispatcher", dispatcher or self.dispatcher, "--registry", self.registry],
+                                 env=self.e2e.client_env())
         address = process.wait_for_line(HTTP_LINE, timeout=30).group(1)
         return process, f"http://{address}/mcp"
 

@@ -191,19 +191,19 @@ class OpsStack:
         handoff.mkdir(parents=True, exist_ok=True)
         registry = self._start("registry", [
             console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", self.db_url, "--lease-ttl", "2",
-            "--sweep-interval", "0.5", "--workspace-root", str(self.root / "workspaces")])
+            "--sweep-interval", "0.5", "--workspace-root", str(self.root / "workspaces"), "--insecure"])
         self.registry_address = registry.address()
         port = free_port()
         self.dispatcher_address = f"127.0.0.1:{port}"
         dispatcher = self._start("dispatcher", [
             console_script("vp-dispatcher"), "--listen", self.dispatcher_address, "--db", self.db_url,
             "--registry", self.registry_address, "--heartbeat-interval", "0.3", "--supervise-interval", "0.2",
-            "--allowed-roots", str(handoff)])
+            "--allowed-roots", str(handoff), "--insecure"])
         dispatcher.address()
         self._start("worker", [
             console_script("vp-worker"), "--dispatcher", self.dispatcher_address, "--registry",
             self.registry_address, "--vp-id", CODER, "--workspace-root", str(self.root / "workspaces"),
-            "--executor", "noop", "--lease-ttl", "2", "--allowed-root", str(handoff)], ready=r"connected to")
+            "--executor", "noop", "--lease-ttl", "2", "--allowed-root", str(handoff), "--insecure"], ready=r"connected to")
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):

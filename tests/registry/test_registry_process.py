@@ -24,7 +24,7 @@ VP = "vp.coder.primary"
 
 def start_registry(db_url: str, *extra: str) -> ServiceProcess:
     return ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", db_url,
-                           "--sweep-interval", "0.2", "--workspace-root", WORKSPACE_ROOT, *extra])
+                           "--sweep-interval", "0.2", "--workspace-root", WORKSPACE_ROOT, "--insecure", *extra])
 
 
 def stub_for(address: str):

@@ -19,9 +19,10 @@ from services.common.contracts.vp.v1 import worker_channel_service_pb2_grpc as w
 
 class ScriptedWorker:
     def __init__(self, stack, vp_id: str, *, capacity: int = 4, ttl_s: int = 30, owner: str | None = None,
-                 workspace_dir: str = ""):
+                 workspace_dir: str = "", identity: str | None = None):
         self.stack = stack
         self.vp_id = vp_id
+        self.identity = identity
         self.capacity = capacity
         self.ttl_s = ttl_s
         self.owner = owner or f"scripted-{uuid.uuid4().hex[:8]}"
@@ -35,13 +36,17 @@ class ScriptedWorker:
         self._reader = None
         self.ended: grpc.aio.AioRpcError | None = None
 
+    def _security(self):
+        """The lane's worker credentials on a secure stack (identity overrides them)."""
+        return self.stack.channel_security(self.identity or f"worker-{self.vp_id}")
+
     async def acquire(self) -> None:
         if self.stack.memory_registry is not None:
             session = await self.stack.memory_registry.acquire(
                 self.vp_id, self.owner, workspace_dir=self.workspace_dir, ttl=timedelta(seconds=self.ttl_s))
             self.epoch, self.session_id = session.lease_epoch, session.session_id
             return
-        async with grpc.aio.insecure_channel(self.stack.registry_address) as channel:
+        async with self._security().aio_channel(self.stack.registry_address) as channel:
             reply = await reg_grpc.SessionRegistryStub(channel).AcquireLease(reg_pb.AcquireLeaseRequest(
                 vp_id=self.vp_id, owner=self.owner, workspace_dir=self.workspace_dir,
                 ttl=Duration(seconds=self.ttl_s)), timeout=5)
@@ -63,7 +68,7 @@ class ScriptedWorker:
     async def connect(self, *, epoch: int | None = None, running: list[str] = ()) -> wc_pb.DispatcherWelcome:
         if not self.epoch:
             await self.acquire()
-        self._channel = grpc.aio.insecure_channel(self.stack.dispatcher_address)
+        self._channel = self._security().aio_channel(self.stack.dispatcher_address)
         self._outbox = asyncio.Queue()
         self.inbox = asyncio.Queue()
         self.ended = None

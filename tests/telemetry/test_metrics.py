@@ -158,7 +158,7 @@ def test_every_service_exports_metrics(stack):
 def test_explicit_metrics_address_must_bind(stack):
     taken = stack.registry.metrics_url().removeprefix("http://").removesuffix("/metrics")
     clash = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", stack.db_url,
-                            "--metrics-listen", taken])
+                            "--metrics-listen", taken, "--insecure"])
     assert clash.proc.wait(20) == 2
     assert "cannot serve metrics" in clash.output
 

@@ -5,6 +5,7 @@ envelope, and surviving a re-queue after the worker is killed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ def traced_stack(sqlite_url, tmp_path, monkeypatch):
 def vpctl_dispatch(stack: E2EStack, *extra: str) -> dict:
     result = subprocess.run([console_script("vpctl"), "--dispatcher", stack.dispatcher_address, "--json", "dispatch",
                              "--vp-id", CODER, "--type", "code", "--objective", "traced work", *extra],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env={**os.environ, **stack.client_env()})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[0])
 
@@ -88,7 +89,11 @@ def test_trace_survives_a_requeue_after_worker_kill(traced_stack, tmp_path):
     wait_until(marker.exists, timeout=20, what="the first run")
     worker.kill()
     stack.start_worker(CODER, "--command", f"{sys.executable} {script} 0", executor="subprocess")
-    wait_until(lambda: by_name(spans(trace_file), "vp.finalize"), timeout=60, what="the second run to finish")
+    # The worker's execute span is written when its run ends, which may be after the
+    # dispatcher's finalize: wait for both.
+    wait_until(lambda: by_name(spans(trace_file), "vp.finalize") and [
+        s for s in by_name(spans(trace_file), "vp.execute") if s["attributes"]["attempt"] == 2],
+        timeout=60, what="the second run to finish")
     recorded = spans(trace_file)
     assigns = sorted(by_name(recorded, "vp.assign"), key=lambda s: s["attributes"]["attempt"])
     assert [s["attributes"]["attempt"] for s in assigns] == [1, 2]

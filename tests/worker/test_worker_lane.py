@@ -56,7 +56,7 @@ def dispose(proc: ServiceProcess) -> None:
 def registry_addr(tmp_path_factory):
     db = tmp_path_factory.mktemp("registry") / "registry.db"
     proc = ServiceProcess([console_script("vp-registry"), "--listen", "127.0.0.1:0", "--db", f"sqlite:///{db}",
-                           "--sweep-interval", "0.2", "--workspace-root", str(tmp_path_factory.getbasetemp())])
+                           "--sweep-interval", "0.2", "--workspace-root", str(tmp_path_factory.getbasetemp()), "--insecure"])
     try:
         yield proc.address()
     finally:
@@ -382,7 +382,7 @@ async def test_dispatcher_restart_worker_renews_lease_directly_and_reconnects(
 
 def start_worker_process(vp_id: str, fake, registry_addr: str, workspace_root: Path, *extra: str) -> ServiceProcess:
     return ServiceProcess([console_script("vp-worker"), "--dispatcher", fake.address, "--registry", registry_addr,
-                           "--vp-id", vp_id, "--workspace-root", str(workspace_root), *extra])
+                           "--vp-id", vp_id, "--workspace-root", str(workspace_root), "--insecure", *extra])
 
 
 async def wait_exit(proc: ServiceProcess, timeout: float = 20.0) -> int:

@@ -56,6 +56,11 @@ SESSION_RECOVERIES = Counter(
 RPC_DURATION = Histogram("vp_rpc_duration_seconds", "Server-side RPC latency, by service, method and status code.",
                          ["service", "method", "code"], buckets=RPC_BUCKETS)
 
+# Denials at the edge (services/common/auth/gate.py). reason is a bounded set
+# (gate.DENIAL_REASONS); the principal goes to the log, never into a label.
+AUTH_DENIALS = Counter("vp_auth_denials_total", "Calls refused as UNAUTHENTICATED or PERMISSION_DENIED, by service, "
+                       "method and reason.", ["service", "method", "reason"])
+
 # "shadow": a lane in shadow mode sends the result of record to its fallback (vp.mission.fallback, no reason).
 FALLBACK_REASONS = ("disabled", "forced", "unhealthy", "over_capacity", "timed_out", "failed", "worker_lost",
                     "shadow")

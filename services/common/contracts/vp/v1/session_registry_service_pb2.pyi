@@ -162,3 +162,17 @@ class ResetConversationResponse(_message.Message):
     SESSION_FIELD_NUMBER: _ClassVar[int]
     session: _session_pb2.VpSession
     def __init__(self, session: _Optional[_Union[_session_pb2.VpSession, _Mapping]] = ...) -> None: ...
+
+class ReviveSessionRequest(_message.Message):
+    __slots__ = ("vp_id", "reason")
+    VP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    vp_id: str
+    reason: str
+    def __init__(self, vp_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReviveSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: _session_pb2.VpSession
+    def __init__(self, session: _Optional[_Union[_session_pb2.VpSession, _Mapping]] = ...) -> None: ...

@@ -78,6 +78,11 @@ class SessionRegistryStub:
                 request_serializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationRequest.SerializeToString,
                 response_deserializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationResponse.FromString,
                 _registered_method=True)
+        self.ReviveSession = channel.unary_unary(
+                '/vp.v1.SessionRegistry/ReviveSession',
+                request_serializer=vp_dot_v1_dot_session__registry__service__pb2.ReviveSessionRequest.SerializeToString,
+                response_deserializer=vp_dot_v1_dot_session__registry__service__pb2.ReviveSessionResponse.FromString,
+                _registered_method=True)
 
 
 class SessionRegistryServicer:
@@ -147,6 +152,15 @@ class SessionRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReviveSession(self, request, context):
+        """Operator action: bring a RETIRED session back as IDLE, keeping its
+        session_id, workspace and epoch (the next AcquireLease takes epoch + 1).
+        FAILED_PRECONDITION / ILLEGAL_TRANSITION when the session is not retired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -189,6 +203,11 @@ def add_SessionRegistryServicer_to_server(servicer, server):
                     servicer.ResetConversation,
                     request_deserializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationRequest.FromString,
                     response_serializer=vp_dot_v1_dot_session__registry__service__pb2.ResetConversationResponse.SerializeToString,
+            ),
+            'ReviveSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviveSession,
+                    request_deserializer=vp_dot_v1_dot_session__registry__service__pb2.ReviveSessionRequest.FromString,
+                    response_serializer=vp_dot_v1_dot_session__registry__service__pb2.ReviveSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -411,6 +430,33 @@ class SessionRegistry:
             '/vp.v1.SessionRegistry/ResetConversation',
             vp_dot_v1_dot_session__registry__service__pb2.ResetConversationRequest.SerializeToString,
             vp_dot_v1_dot_session__registry__service__pb2.ResetConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviveSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vp.v1.SessionRegistry/ReviveSession',
+            vp_dot_v1_dot_session__registry__service__pb2.ReviveSessionRequest.SerializeToString,
+            vp_dot_v1_dot_session__registry__service__pb2.ReviveSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
