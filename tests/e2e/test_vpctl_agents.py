@@ -18,7 +18,7 @@ VPCTL = Path(sys.executable).parent / "vpctl"
 
 
 async def vpctl(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VP_", "VPCTL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VP_", "VPCTL_"))} | stack.data_dir_env()
     argv = [str(VPCTL), "--dispatcher", stack.dispatcher_address, "--registry", stack.registry_address, *args]
     result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60, env=env)
     assert "Traceback" not in result.stderr, result.stderr

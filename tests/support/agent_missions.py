@@ -37,7 +37,7 @@ async def start_worker(stack, root: Path, executor: str, *extra: str, vp_id: str
         [console_script("vp-worker"), "--dispatcher", stack.dispatcher_address, "--registry", stack.registry_address,
          "--vp-id", vp_id, "--workspace-root", str(root / "workspaces"), "--executor", executor,
          *(["--agent-bin", str(wrapper)] if executor in ("claude-code", "codex") else []), "--lease-ttl", "5",
-         *extra],
+         *stack.worker_args(vp_id), *extra],
         env={"FAKE_AGENT_LOG": str(log)})
     # Blocking waits run in a thread: the dispatcher and registry serve on this loop.
     await asyncio.to_thread(worker.wait_for_line, r"connected to", 30)

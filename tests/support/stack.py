@@ -62,6 +62,15 @@ class Stack:
         """Credentials of identity ("client", "operator", "worker-<vp_id>"...) for this stack."""
         return channel_for(self.pki, identity)
 
+    def worker_args(self, vp_id: str) -> list[str]:
+        """vp-worker flags for a worker process of vp_id against this stack."""
+        return self.pki.channel_args(f"worker-{vp_id}") if self.pki else ["--insecure"]
+
+    def data_dir_env(self) -> dict[str, str]:
+        """Environment for vpctl to find this stack's credentials as a data dir: each command
+        then speaks as its own identity (client, or the operator for operator commands)."""
+        return {"VP_DATA_DIR": str(self.pki.credentials.root)} if self.pki else {"VP_INSECURE": "1"}
+
     def client_env(self, identity: str = "client") -> dict[str, str]:
         """Environment for a client process (vpctl, vp-mcp) speaking as identity."""
         return self.pki.client_env(identity) if self.pki else {"VP_INSECURE": "1"}
