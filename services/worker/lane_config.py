@@ -22,6 +22,7 @@ from services.common import limits
 from services.common.validation import VP_ID_PATTERN
 from services.worker.agents.presets import AGENT_PRESETS, build_agent_executor, channel_hooks
 from services.worker.executors import EXECUTOR_KINDS, Executor, SubprocessExecutor, build_executor
+from services.worker.containment.cgroups import CgroupTree
 from services.common.guardrails import PathPolicy
 from services.common.security import INSECURE_CHANNEL, ChannelSecurity
 
@@ -31,6 +32,7 @@ MAX_LEASE_TTL = limits.MAX_LEASE_TTL.total_seconds()
 MAX_CAPACITY = limits.MAX_WORKER_CAPACITY
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_DRAIN_TIMEOUT = 30.0
+CONTAINMENT_MODES: tuple[str, ...] = ("tokens", "cgroup")
 #: Every executor a worker can run: the built-in kinds and the agent CLI presets.
 WORKER_EXECUTORS: tuple[str, ...] = (*EXECUTOR_KINDS, *AGENT_PRESETS)
 
@@ -98,6 +100,10 @@ class LaneConfig:
     agent_args: tuple[str, ...] = ()
     #: TLS and credentials of the channels to the registry and the dispatcher.
     security: ChannelSecurity = INSECURE_CHANNEL
+    #: How agent processes are contained: "tokens" (process tokens, parent-death
+    #: signal, subreaper, watchdog) or "cgroup" (also a cgroup v2 per run, where
+    #: the hierarchy is mounted and writable; else the worker falls back, saying so).
+    containment: str = "tokens"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -167,6 +173,8 @@ class LaneConfig:
             out.append(f"drain timeout must be a number of seconds, got {self.drain_timeout!r}")
         if not 0 < self.backoff_initial <= self.backoff_max:
             out.append("backoff_initial must be > 0 and <= backoff_max")
+        if self.containment not in CONTAINMENT_MODES:
+            out.append(f"containment must be one of {', '.join(CONTAINMENT_MODES)}, got {self.containment!r}")
         return out
 
     def validate(self) -> None:
@@ -198,13 +206,14 @@ class LaneConfig:
     def path_policy(self) -> PathPolicy:
         return PathPolicy(allowed_roots=self.allowed_roots, protected_roots=self.protected_roots)
 
-    def build_executor(self, *, worker_token: str = "") -> Executor:
-        """``worker_token`` marks the agents of one worker incarnation (subprocess only)."""
+    def build_executor(self, *, worker_token: str = "", cgroups: CgroupTree | None = None) -> Executor:
+        """``worker_token`` marks the agents of one worker incarnation; ``cgroups``
+        gives each run a cgroup (subprocess executors only)."""
         options = dict(self.executor_options)
         if self.executor in AGENT_PRESETS:
             return self._contained(build_agent_executor(self.executor, agent_bin=self.agent_bin,
                                                         agent_model=self.agent_model, agent_args=self.agent_args,
-                                                        **options), worker_token)
+                                                        **options), worker_token, cgroups)
         if self.executor == "subprocess":
             # Every subprocess agent may speak agent protocol v1 on its own channel.
             options.setdefault("hooks", channel_hooks(float(options.get("kill_grace", 5.0))))
@@ -214,12 +223,12 @@ class LaneConfig:
                                   entry_point=self.entry_point or None, **options)
         if self.executor in ("subprocess", "demo") and not hasattr(executor, "agent_name"):
             executor.agent_name = self.executor  # names the conversations it keeps (agent protocol v1 §8)
-        return self._contained(executor, worker_token)
+        return self._contained(executor, worker_token, cgroups)
 
-    def _contained(self, executor: Executor, worker_token: str) -> Executor:
+    def _contained(self, executor: Executor, worker_token: str, cgroups: CgroupTree | None) -> Executor:
         """Agent processes are recorded per run and marked with the worker's token."""
         if isinstance(executor, SubprocessExecutor):
-            executor.contain(self.run_records_dir, worker_token)
+            executor.contain(self.run_records_dir, worker_token, cgroups)
         return executor
 
     @property

@@ -31,12 +31,13 @@ from services.common.telemetry.metrics_server import add_metrics_argument, serve
 from services.worker.lane_config import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_LEASE_TTL,
+    CONTAINMENT_MODES,
     WORKER_EXECUTORS,
     LaneConfig,
     parse_command,
     split_roots,
 )
-from services.worker.executors import containment
+from services.worker.containment import procs as containment
 from services.worker.service import run_worker
 from services.worker.session import WorkerFatal
 
@@ -131,6 +132,11 @@ def build_parser() -> EnvArgumentParser:
                             type=_non_negative_float, metavar="SECONDS",
                             help="on SIGTERM/SIGINT, how long in-flight missions may still run")
     add_channel_security_arguments(parser)
+    parser.add_env_argument("--containment", env="VP_WORKER_CONTAINMENT", default="tokens",
+                            choices=list(CONTAINMENT_MODES),
+                            help="how agent processes are contained: tokens (process tokens, parent-death signal, "
+                                 "subreaper, watchdog) or cgroup (also one cgroup v2 per run where the hierarchy is "
+                                 "writable; falls back to tokens, with a warning, where it is not)")
     add_metrics_argument(parser, env="VP_WORKER_METRICS_LISTEN", default="")
     add_logging_arguments(parser)
     return parser
@@ -152,6 +158,7 @@ def config_from(args: argparse.Namespace) -> LaneConfig:
         protected_roots=tuple(args.protected_roots or ()),
         lease_ttl=args.lease_ttl,
         drain_timeout=args.drain_timeout,
+        containment=args.containment,
         agent_bin=args.agent_bin or "",
         agent_model=args.agent_model or "",
         agent_args=tuple(args.agent_args or ()),

@@ -5,7 +5,7 @@
                             +- LEASE_SUPERSEDED / trust lapsed: stop all
 
 Before anything else, processes a previous incarnation of this lane's worker
-left behind (recorded per run, executors/containment.py) are killed. A term
+left behind (recorded per run, containment/procs.py) are killed. A term
 that is over or no longer trusted stops every run (and every orphan of an
 agent re-parented to the worker) before a new term is acquired.
 
@@ -24,8 +24,9 @@ from pathlib import Path
 from services.common.clock import Clock, SystemClock
 from services.worker.agents.memory import ConversationMemory
 from services.worker.channel import DRAINING, DispatcherLink
-from services.worker.executors import containment
-from services.worker.executors.watchdog import Watchdog
+from services.worker.containment import procs as containment
+from services.worker.containment.cgroups import CgroupTree
+from services.worker.containment.watchdog import Watchdog
 from services.worker.lane_config import LaneConfig
 from services.worker.runs import RunSet
 from services.worker.session import LeaseKeeper, LeaseLost, Term, WorkerFatal
@@ -51,11 +52,14 @@ async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_eve
     killed = await asyncio.to_thread(containment.sweep_leftovers, config.run_records_dir, worker_token)
     if killed:
         log.warning("killed %d process(es) a previous worker of %s left behind", killed, config.vp_id, extra=extra)
-    watchdog = Watchdog(worker_token, config.run_records_dir)
+    cgroups = await asyncio.to_thread(CgroupTree.create, worker_token) if config.containment == "cgroup" else None
+    if cgroups is not None:
+        log.info("agent containment: a cgroup per run under %s", cgroups.base, extra=extra)
+    watchdog = Watchdog(worker_token, config.run_records_dir, cgroups.base if cgroups is not None else None)
     await watchdog.start()
     keeper = LeaseKeeper(config, owner=owner, clock=clock, monotonic=monotonic)
     keeper.trust.on_change = watchdog.lease_runs_out_in
-    runs = RunSet(vp_id=config.vp_id, executor=config.build_executor(worker_token=worker_token),
+    runs = RunSet(vp_id=config.vp_id, executor=config.build_executor(worker_token=worker_token, cgroups=cgroups),
                   capacity=config.capacity, clock=clock)
     link = DispatcherLink(config, keeper, runs, config.path_policy())
     runs.reporter = link
@@ -93,6 +97,8 @@ async def run_worker(config: LaneConfig, *, stop_event: asyncio.Event, force_eve
         await _stop_orphans()
         reaper.cancel()
         await watchdog.close()
+        if cgroups is not None:
+            await asyncio.to_thread(cgroups.close)
         await link.aclose()
         await keeper.close()
 

@@ -24,6 +24,8 @@ from services.common.contracts.vp.v1 import mission_control_service_pb2 as mc_pb
 from services.common.contracts.vp.v1 import mission_pb2
 from services.common.contracts.vp.v1 import session_registry_service_pb2 as reg_pb
 from services.common.contracts.vp.v1 import session_registry_service_pb2_grpc as reg_grpc
+from services.worker.containment.cgroups import CgroupTree
+from services.worker.containment.procs import new_run_token
 from tests.support.e2e import E2EStack
 from tests.support.processes import ServiceProcess, console_script
 from tests.support.proxy import DroppingProxy
@@ -167,8 +169,16 @@ def report(what: str, seconds: float) -> None:
     print(f"\n[measured] {what}: {seconds:.3f}s")
 
 
-def test_kill_9_of_the_worker_kills_agent_and_escaped_grandchild_before_attempt_2(fault):
-    worker = fault.start_worker(fault.agent_command("first", 120))
+@pytest.mark.parametrize("containment", ["tokens", "cgroup"])
+def test_kill_9_of_the_worker_kills_agent_and_escaped_grandchild_before_attempt_2(fault, containment):
+    if containment == "cgroup":
+        probe = CgroupTree.create(new_run_token())
+        if probe is None:
+            pytest.skip("no writable cgroup v2 hierarchy here")
+        probe.close()
+    worker = fault.start_worker(fault.agent_command("first", 120), "--containment", containment)
+    if containment == "cgroup":
+        worker.wait_for_line(r"agent containment: a cgroup per run", timeout=10)
     mission_id = fault.dispatch()
     first = fault.wait_agents_started(tag="first")
     killed_at = time.time()

@@ -14,7 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from services.worker.executors import containment
+from services.worker.containment import procs as containment
 from services.worker.executors.subprocess_executor import SubprocessExecutor
 from tests.support.waiting import wait_until
 from worker_test_helpers import pid_alive, wait_for
@@ -153,7 +153,7 @@ def test_agent_dies_with_its_worker_on_kill_9(tmp_path):
     agent_pid_file = tmp_path / "agent.pid"
     holder.write_text(textwrap.dedent(f"""
         import asyncio, os, sys
-        from services.worker.executors import containment
+        from services.worker.containment import procs as containment
         async def main():
             argv = [{PY!r}, "-c", "import os, time; open({str(agent_pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"]
             proc = await asyncio.create_subprocess_exec(*containment.die_with_parent(argv), start_new_session=True)
@@ -180,7 +180,7 @@ def _token_process(tmp_path: Path, token: str, name: str) -> subprocess.Popen:
 
 def test_watchdog_kills_the_workers_agents_when_the_lease_runs_out_and_when_the_worker_is_gone(tmp_path):
     token = containment.new_run_token()
-    watchdog = subprocess.Popen([PY, "-m", "services.worker.executors.watchdog", token, str(tmp_path / "records")],
+    watchdog = subprocess.Popen([PY, "-m", "services.worker.containment.watchdog", token, str(tmp_path / "records")],
                                 stdin=subprocess.PIPE, cwd=str(Path(__file__).resolve().parents[2]))
     agent = _token_process(tmp_path, token, "agent")
     bystander = _token_process(tmp_path, "another-worker", "bystander")

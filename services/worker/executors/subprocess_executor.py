@@ -16,7 +16,7 @@ mission_dir/stderr.log.
 
 The child leads its own process group (start_new_session=True), dies with the
 worker (PR_SET_PDEATHSIG) and carries the run's containment tokens
-(containment.py). The run's processes are its group, the child's descendants
+(services/worker/containment). The run's processes are its group, the child's descendants
 and every process carrying its run token, including ones that left the group
 or the session. On cancel or when budget.max_duration runs out, they get
 SIGTERM, then SIGKILL after ``kill_grace`` seconds; run() returns only once the
@@ -42,7 +42,8 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from services.worker.executors import containment
+from services.worker.containment import procs as containment
+from services.worker.containment.cgroups import CgroupTree
 from services.worker.executors.base import (
     EXECUTOR_EXIT_NONZERO,
     EXECUTOR_START_FAILED,
@@ -137,12 +138,15 @@ class SubprocessExecutor:
         #: Marks every agent of this worker incarnation (its watchdog kills by it).
         self.worker_token = worker_token or containment.WORKER_TOKEN
         self.records = containment.RunRecords(run_records_dir, self.worker_token)
+        self.cgroups: CgroupTree | None = None
 
-    def contain(self, run_records_dir: str | Path | None, worker_token: str) -> None:
-        """Record runs in ``run_records_dir`` and mark agents with ``worker_token``
-        (one worker incarnation's; its watchdog kills by it)."""
+    def contain(self, run_records_dir: str | Path | None, worker_token: str, cgroups: CgroupTree | None = None) -> None:
+        """Record runs in ``run_records_dir``, mark agents with ``worker_token``
+        (one worker incarnation's; its watchdog kills by it) and, with
+        ``cgroups``, run each one in a cgroup of its own (cgroups.py)."""
         self.worker_token = worker_token or containment.WORKER_TOKEN
         self.records = containment.RunRecords(run_records_dir, self.worker_token)
+        self.cgroups = cgroups
 
     async def run(self, run: MissionRun, progress: ProgressSink) -> ExecutionResult:
         if run.cancel.is_set():
@@ -189,10 +193,11 @@ class SubprocessExecutor:
             log.warning("mission %s: cannot start %r: not an executable file", run.mission_id, argv[0])
             return ExecutionResult.failed(EXECUTOR_START_FAILED,
                                           one_line(f"cannot start {argv[0]!r}: not found or not executable"))
+        cgroup = self.cgroups.run_cgroup(token) if self.cgroups is not None else None
         stdout_log = open(run.mission_dir / "stdout.log", "wb")
         try:
             proc = await asyncio.create_subprocess_exec(
-                *containment.die_with_parent(argv),
+                *containment.die_with_parent(argv, cgroup_procs=str(cgroup / "cgroup.procs") if cgroup else ""),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -203,22 +208,24 @@ class SubprocessExecutor:
             )
         except (OSError, ValueError) as exc:
             stdout_log.close()
+            CgroupTree.remove(cgroup)
             if hooks is not None:
                 hooks.abort()
             log.warning("mission %s: cannot start %r: %s", run.mission_id, argv[0], exc)
             return ExecutionResult.failed(EXECUTOR_START_FAILED, one_line(f"cannot start {argv[0]!r}: {exc}"))
         containment.manage(proc.pid)
         self.records.write(token, pid=proc.pid, pgid=proc.pid, starttime=containment.starttime_of(proc.pid),
-                           mission_id=run.mission_id, run_id=run.run_id, attempt=run.attempt)
+                           mission_id=run.mission_id, run_id=run.run_id, attempt=run.attempt,
+                           cgroup=str(cgroup or ""))
         log.info("mission %s attempt %s: started pid %s: %s", run.mission_id, run.attempt, proc.pid, argv[0])
         try:
             if hooks is None:
                 return await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log,
-                                         token=token).supervise()
+                                         token=token, cgroup=cgroup).supervise()
             hooks.started()
             try:
                 result = await _Supervisor(self, run, proc, progress, envelope_json, timeout, stdout_log,
-                                           hooks, token=token).supervise()
+                                           hooks, token=token, cgroup=cgroup).supervise()
             except BaseException:
                 hooks.abort()
                 raise
@@ -226,7 +233,8 @@ class SubprocessExecutor:
         finally:
             if proc.returncode is not None:
                 containment.unmanage(proc.pid)
-            if not containment.members(token=token, pgids=[proc.pid]):
+            if not containment.members(token=token, pgids=[proc.pid]) and not CgroupTree.members(cgroup):
+                CgroupTree.remove(cgroup)
                 self.records.remove(token)
 
 
@@ -244,10 +252,12 @@ class _Supervisor:
         stdout_log,
         hooks=None,
         token: str = "",
+        cgroup: Path | None = None,
     ) -> None:
         self.x = executor
         self.hooks = hooks
         self.token = token
+        self.cgroup = cgroup
         self.run = run
         self.proc = proc
         self.pgid = proc.pid  # start_new_session: the child leads its own group
@@ -334,9 +344,12 @@ class _Supervisor:
 
     def _members(self) -> set[int]:
         """The run's live processes: group, descendants, token carriers."""
-        return containment.members(token=self.token, pgids=[self.pgid], roots=[self.proc.pid])
+        return (containment.members(token=self.token, pgids=[self.pgid], roots=[self.proc.pid])
+                | CgroupTree.members(self.cgroup))
 
     def _signal_group(self, sig: int) -> None:
+        if sig == signal.SIGKILL and self.cgroup is not None:
+            CgroupTree.kill_now(self.cgroup)
         containment.signal_all(self._members(), sig, [self.pgid])
 
     def _alive(self) -> bool:

@@ -39,6 +39,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.worker.containment.cgroups import CgroupTree
+
 log = logging.getLogger(__name__)
 
 RUN_TOKEN_ENV = "VP_RUN_TOKEN"
@@ -79,15 +81,18 @@ def become_subreaper() -> bool:
 
 
 #: Runs as the agent's process before it becomes the agent: sets the
-#: parent-death signal, checks the worker is still its parent, then execs the
-#: command. (A preexec_fn would run Python in a child forked from a threaded
+#: parent-death signal, checks the worker is still its parent, joins the run's
+#: cgroup (--containment cgroup; failing to is fatal), then execs the command. (A preexec_fn would run Python in a child forked from a threaded
 #: process -- gRPC's -- which is not safe.) PDEATHSIG survives execve.
 _SHIM = (
     "import ctypes, os, sys\n"
     "ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
     "if os.getppid() != int(sys.argv[1]):\n"
     "    os._exit(137)\n"
-    "argv = sys.argv[2:]\n"
+    "if sys.argv[2] != '-':\n"
+    "    with open(sys.argv[2], 'w') as procs:\n"
+    "        procs.write(str(os.getpid()))\n"
+    "argv = sys.argv[3:]\n"
     "try:\n"
     "    os.execvp(argv[0], argv)\n"
     "except OSError as exc:\n"
@@ -96,11 +101,12 @@ _SHIM = (
 )
 
 
-def die_with_parent(argv: list[str], python: str = sys.executable) -> list[str]:
-    """argv wrapped so that the process gets SIGKILL when the worker dies."""
+def die_with_parent(argv: list[str], python: str = sys.executable, cgroup_procs: str = "") -> list[str]:
+    """argv wrapped so that the process gets SIGKILL when the worker dies (and,
+    with ``cgroup_procs``, joins that cgroup before it runs anything)."""
     if _prctl is None:
         return list(argv)
-    return [python, "-I", "-S", "-c", _SHIM, str(os.getpid()), *argv]
+    return [python, "-I", "-S", "-c", _SHIM, str(os.getpid()), cgroup_procs or "-", *argv]
 
 
 def resolve_executable(name: str, path: str | None) -> str | None:
@@ -307,6 +313,7 @@ class RunRecords:
 
 
 def sweep_leftovers(directory: Path | str | None, own_token: str = WORKER_TOKEN, timeout: float = 5.0) -> int:
+
     """Kill what runs recorded in ``directory`` by another incarnation left
     behind, then drop their records. Returns how many processes were killed."""
     records = RunRecords(directory, own_token)
@@ -330,6 +337,11 @@ def sweep_leftovers(directory: Path | str | None, own_token: str = WORKER_TOKEN,
         def find(token=token, roots=roots, pgids=pgids):
             return members(token=token, roots=roots, pgids=pgids)
 
+        cgroup = str(record.get("cgroup") or "")
+        if cgroup:
+            killed += len(CgroupTree.members(cgroup))
+            CgroupTree.kill(cgroup, timeout)
+            CgroupTree.remove(cgroup)
         found = find()
         if found:
             log.warning("run %s of mission %s (worker pid %s) left %d process(es) behind; killing them",

@@ -18,7 +18,10 @@ agents. The watchdog can, because it is another process:
 It ignores SIGINT/SIGTERM (a Ctrl-C or a drain of the worker's group must not
 stop it before the worker) and lives in its own session.
 
-    python -m services.worker.executors.watchdog WORKER_TOKEN RECORDS_DIR
+With ``--containment cgroup`` it also gets the worker's cgroup subtree and
+kills that as a whole (then removes it when the worker is gone).
+
+    python -m services.worker.containment.watchdog WORKER_TOKEN RECORDS_DIR [CGROUP]
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-from services.worker.executors import containment
+from services.worker.containment import procs as containment
+from services.worker.containment.cgroups import CgroupTree
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,9 @@ def _agents(token: str):
     return lambda: containment.members(worker_token=token)
 
 
-def _kill_all(token: str, why: str) -> int:
+def _kill_all(token: str, why: str, cgroup: str = "") -> int:
+    if cgroup:
+        CgroupTree.kill(cgroup, KILL_TIMEOUT)
     found = _agents(token)()
     if found:
         print(f"vp-worker watchdog: {why}: killing {len(found)} agent process(es) {sorted(found)}",
@@ -59,7 +65,7 @@ def _drop_records(token: str, records_dir: str) -> None:
             records.remove(str(record.get("run_token") or ""))
 
 
-def serve(token: str, records_dir: str, stdin=None) -> int:
+def serve(token: str, records_dir: str, stdin=None, cgroup: str = "") -> int:
     stdin = stdin if stdin is not None else sys.stdin.buffer
     fd = stdin.fileno()
     deadline: float | None = None
@@ -70,13 +76,14 @@ def serve(token: str, records_dir: str, stdin=None) -> int:
         readable, _, _ = select.select([fd], [], [], timeout)
         if not readable:
             if deadline is not None and not fired and time.monotonic() >= deadline:
-                _kill_all(token, "the worker's lease ran out with no renewal confirmed")
+                _kill_all(token, "the worker's lease ran out with no renewal confirmed", cgroup)
                 fired = True
             continue
         chunk = os.read(fd, 4096)
         if not chunk:
-            _kill_all(token, "the worker is gone")
+            _kill_all(token, "the worker is gone", cgroup)
             _drop_records(token, records_dir)
+            CgroupTree.remove(cgroup)
             return 0
         buffer += chunk
         while b"\n" in buffer:
@@ -94,9 +101,10 @@ def serve(token: str, records_dir: str, stdin=None) -> int:
 class Watchdog:
     """The worker's handle on its watchdog process."""
 
-    def __init__(self, worker_token: str, records_dir: Path | str | None) -> None:
+    def __init__(self, worker_token: str, records_dir: Path | str | None, cgroup: Path | str | None = None) -> None:
         self.worker_token = worker_token
         self.records_dir = str(records_dir or "")
+        self.cgroup = str(cgroup or "")
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> bool:
@@ -104,8 +112,9 @@ class Watchdog:
             return False
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.worker.executors.watchdog", self.worker_token,
-                self.records_dir, stdin=asyncio.subprocess.PIPE, start_new_session=True)
+                sys.executable, "-m", "services.worker.containment.watchdog", self.worker_token,
+                self.records_dir, *([self.cgroup] if self.cgroup else []), stdin=asyncio.subprocess.PIPE,
+                start_new_session=True)
         except OSError as exc:
             log.warning("cannot start the agent watchdog: %s", exc)
             return False
@@ -138,12 +147,13 @@ class Watchdog:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m services.worker.executors.watchdog WORKER_TOKEN RECORDS_DIR", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print("usage: python -m services.worker.containment.watchdog WORKER_TOKEN RECORDS_DIR [CGROUP]",
+              file=sys.stderr)
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    return serve(args[0], args[1])
+    return serve(args[0], args[1], cgroup=args[2] if len(args) == 3 else "")
 
 
 if __name__ == "__main__":
