@@ -116,15 +116,19 @@ async def wait_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
     mission = await mc.get(mission_id)  # an unknown id fails here, before any waiting
     seen = 0
     last_event = 0
+    # One report at a time, and the follower is only stopped between reports: a notification
+    # cut off half-sent would be counted but never seen (the catch-up below skips counted events).
+    reporting = asyncio.Lock()
 
     async def report(event) -> None:
         nonlocal seen, last_event
-        if event.event_id <= last_event:
-            return
-        seen, last_event = seen + 1, event.event_id
-        data = event_dict(event)
-        message = data["payload"].get("message") if isinstance(data["payload"], dict) else None
-        await tc.progress(seen, None, f"{data['event_type']}: {message}" if message else data["event_type"])
+        async with reporting:
+            if event.event_id <= last_event:
+                return
+            data = event_dict(event)
+            message = data["payload"].get("message") if isinstance(data["payload"], dict) else None
+            await tc.progress(seen + 1, None, f"{data['event_type']}: {message}" if message else data["event_type"])
+            seen, last_event = seen + 1, event.event_id
 
     async def follow() -> None:
         async for event in mc.events(mission_id=mission_id, follow=True):
@@ -135,7 +139,8 @@ async def wait_mission(tc: ToolContext, args: dict[str, Any]) -> Result:
         try:
             mission = await mc.wait(mission_id, timeout)
         finally:
-            streamer.cancel()
+            async with reporting:
+                streamer.cancel()
             await asyncio.gather(streamer, return_exceptions=True)
     # Catch up: every event up to the end is reported, however the stream and the wait raced.
     try:

@@ -9,6 +9,7 @@ from mcp import Client
 
 from services.mcp.main import build_parser
 from tests.mcp.support import free_address
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,6 +38,12 @@ async def test_dispatch_wait_artifacts_and_errors_over_http(stack):
             waited = await client.call_tool("vp_wait_mission", {"mission_id": mission_id, "timeout_seconds": 120},
                                             progress_callback=on_progress)
             assert waited.structured_content["mission"]["state"] == "COMPLETED", waited.content[0].text
+            expected = waited.structured_content["progress_events"]
+
+            async def all_progress_seen() -> bool:
+                return len(progress) >= expected
+
+            await async_wait_until(all_progress_seen, timeout=10, what="every progress notification")
             assert any("vp.mission.progress" in m for m in progress), progress
             artifacts = await client.call_tool("vp_read_result_artifacts", {"mission_id": mission_id})
             [result_md] = [f for f in artifacts.structured_content["files"] if f["path"] == "result.md"]

@@ -10,8 +10,13 @@ from jsonschema import Draft202012Validator
 
 from services.mcp.tools import TOOL_NAMES
 from tests.mcp.support import stdio_client
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.timeout(180)
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 def structured(result):
@@ -53,6 +58,10 @@ async def test_dispatch_wait_with_progress_then_artifacts(stack, mode):
                                                    progress_callback=on_progress))
         assert waited["mission"]["state"] == "COMPLETED", waited
         assert waited["timed_out"] is False
+        # The client hands notifications to the callback on its own schedule: the last ones may land
+        # just after the result.
+        await async_wait_until(lambda: _true(len(progress) >= waited["progress_events"]), timeout=10,
+                               what="every progress notification")
         messages = [m for _, _, m in progress]
         assert any("step 3/3" in (m or "") for m in messages), messages
         assert [v for v, _, _ in progress] == sorted({v for v, _, _ in progress})  # strictly increasing
