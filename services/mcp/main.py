@@ -18,7 +18,9 @@ import signal
 import socket
 import sys
 
+from services.common.auth.datadir import resolve_client_security
 from services.common.cli_config import DEFAULT_HOST, EnvArgumentParser, host_port, positive_float
+from services.common.security import INSECURE_CHANNEL
 from services.common.logging_setup import configure_logging
 from services.mcp.server import Backends, build_server
 
@@ -43,6 +45,15 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--timeout", env="VP_MCP_TIMEOUT", default=10.0, type=positive_float, metavar="S",
                             help="deadline of each dispatcher/registry call in seconds (waits run longer)")
     parser.add_env_argument("--log-level", env="VP_LOG_LEVEL", default="INFO", help="log level (stderr)")
+    # The same credentials as vpctl: the data dir `vpctl up` wrote, or the VP_TLS_* files, or --insecure.
+    parser.add_env_argument("--data-dir", env="VP_DATA_DIR", default=".vp", metavar="DIR",
+                            help="where `vpctl up` keeps the credentials (TLS certificates, tokens) vp-mcp uses, "
+                                 "unless VP_TLS_CA (+ VP_TLS_CLIENT_CERT/KEY, VP_TOKEN_FILE) names other files; "
+                                 "give an absolute path when an agent starts vp-mcp elsewhere")
+    parser.add_env_argument("--as", dest="identity", env="VP_MCP_AS", default="client", choices=["client", "operator"],
+                            help="whose credentials from the data dir")
+    parser.add_argument("--insecure", action="store_true", default=False,
+                        help="plaintext without credentials (for a stack started with --insecure) [env: VP_INSECURE]")
     return parser
 
 
@@ -89,8 +100,18 @@ async def serve_http(backends: Backends, listen: str, path: str) -> None:
     await http.serve(sockets=[sock])
 
 
-async def run(args: argparse.Namespace) -> None:
-    backends = Backends.connect(args.dispatcher, args.registry, timeout=args.timeout)
+def channel_security(args: argparse.Namespace):
+    """What vpctl would use with the same flags and environment."""
+    if args.insecure:
+        return INSECURE_CHANNEL
+    return resolve_client_security(args.identity, data_dir=args.data_dir)
+
+
+async def run(args: argparse.Namespace, security) -> None:
+    if security.insecure:
+        log.warning("no credentials (none in VP_TLS_*, none under %s, or --insecure): plaintext without "
+                    "authentication; a secure stack will refuse the connection", args.data_dir)
+    backends = Backends.connect(args.dispatcher, args.registry, timeout=args.timeout, security=security)
     try:
         if args.transport == "stdio":
             await serve_stdio(backends)
@@ -107,11 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"vp-mcp: invalid --log-level {args.log_level!r}", file=sys.stderr)
         return 2
+    try:
+        security = channel_security(args)
+    except (OSError, ValueError) as error:
+        print(f"vp-mcp: cannot load credentials: {error}", file=sys.stderr)
+        return 2
     if args.transport == "stdio":
         # stdio ends when the client closes stdin; SIGTERM must end it quietly too.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        asyncio.run(run(args))
+        asyncio.run(run(args, security))
     except KeyboardInterrupt:
         return 0
     except OSError as error:

@@ -3,6 +3,8 @@ never a traceback, and vp-mcp stays up after each."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.mcp.support import free_address, stdio_client
@@ -49,3 +51,25 @@ async def test_dispatcher_down_is_a_retryable_tool_error(stack):
         # The registry is up: the same vp-mcp still answers other tools.
         result = await client.call_tool("vp_list_sessions", {"vp_id_prefix": "vp.coder"})
         assert not result.is_error and result.structured_content["count"] == 1
+
+
+async def test_credentials_from_the_data_dir_like_vpctl(stack, tmp_path):
+    """No VP_TLS_* variables: --data-dir finds the credentials `vpctl up` would have written."""
+    from mcp import Client, StdioServerParameters
+
+    from tests.support.processes import console_script
+    from tests.support.security import shared_pki
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")}
+    base = ["--dispatcher", stack.dispatcher, "--registry", stack.registry]
+    with_dir = StdioServerParameters(command=console_script("vp-mcp"), env=env,
+                                     args=[*base, "--data-dir", str(shared_pki().credentials.root)])
+    async with Client(with_dir) as client:
+        result = await client.call_tool("vp_list_sessions", {})
+        assert not result.is_error, result.content[0].text
+    without = StdioServerParameters(command=console_script("vp-mcp"), env=env,
+                                    args=[*base, "--data-dir", str(tmp_path / "nothing-here")])
+    async with Client(without) as client:
+        text = error_text(await client.call_tool("vp_get_mission", {"mission_id": "m-1"}))
+        assert "UNAVAILABLE" in text or "UNAUTHENTICATED" in text
+        assert "Traceback" not in text
