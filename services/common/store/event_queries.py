@@ -49,6 +49,10 @@ class EventQueries(TxBase):
         self._lock_event_order()
         self._execute(_INSERT_EVENT, queued)
 
+    def order_with_event_writers(self) -> None:
+        self._require_write("order_with_event_writers")
+        self._lock_event_order()
+
     def _lock_event_order(self) -> None:
         if self._postgres and not self._event_lock_held:
             # Sequence values are handed out at INSERT but become visible at

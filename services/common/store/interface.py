@@ -94,6 +94,13 @@ class Tx(Protocol):
         order, before the transaction commits (or before its next event read)."""
         ...
 
+    def order_with_event_writers(self) -> None:
+        """Take, now, the lock that event-writing transactions hold until commit
+        (PostgreSQL; SQLite serializes writers already). A check that must see
+        every committed write of its kind (a lane quota) takes it before it reads,
+        and takes no other lock first: one lock, one order, so no deadlock."""
+        ...
+
     def events_after(
         self,
         after_id: int,
