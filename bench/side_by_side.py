@@ -2,8 +2,8 @@
 measured in the same run on this machine, in alternating order per round.
 
     pip install -e '.[bench]'                     # celery, redis-py, pgqueuer, psutil
-    .venv/bin/python bench/side_by_side.py --backend sqlite
-    .venv/bin/python bench/side_by_side.py --backend postgres   # VP_TEST_POSTGRES_URL or the local test db
+    .venv/bin/python bench/side_by_side.py                      # SQLite and PostgreSQL, one table
+    .venv/bin/python bench/side_by_side.py --backend sqlite     # PostgreSQL: VP_TEST_POSTGRES_URL or the local test db
 
 Figures, each the median over --rounds rounds:
   rtt p50/p99      one client, one mission at a time: dispatch, then wait for the result
@@ -220,7 +220,7 @@ class Project:
                 grpc.aio.insecure_channel(self.registry_address, options=CHANNEL_OPTIONS) as reg_channel:
             owner = f"bench-progress-{uuid.uuid4().hex[:6]}"
             lease = await reg_grpc.SessionRegistryStub(reg_channel).AcquireLease(reg_pb.AcquireLeaseRequest(
-                vp_id=PROGRESS_LANE, owner=owner, workspace_dir=str(self.tmp / "ws-progress"), ttl=_duration(60)))
+                vp_id=PROGRESS_LANE, owner=owner, workspace_dir=str(self.tmp / "ws" / PROGRESS_LANE), ttl=_duration(60)))
             epoch = lease.session.lease_epoch
             outbox: asyncio.Queue = asyncio.Queue()
 
@@ -264,7 +264,7 @@ class Project:
             async def one(i: int):
                 vp_id, owner = f"vp.idle.w{i}", f"idle-{i}"
                 lease = await registry.AcquireLease(reg_pb.AcquireLeaseRequest(
-                    vp_id=vp_id, owner=owner, workspace_dir=str(self.tmp / "ws-idle"), ttl=_duration(30)))
+                    vp_id=vp_id, owner=owner, workspace_dir=str(self.tmp / "ws" / vp_id), ttl=_duration(30)))
                 outbox: asyncio.Queue = asyncio.Queue()
 
                 async def requests():
@@ -555,7 +555,7 @@ def fmt(value, spec: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sequential", type=int, default=200, help="missions for the round-trip figure")
     parser.add_argument("--missions", type=int, default=2000, help="missions for the closed-loop figure")
@@ -572,10 +572,11 @@ def main() -> int:
     results: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        systems = [Project(args.backend, pg_url, tmp, args.workers)]
+        backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+        systems = [Project(backend, pg_url, tmp, args.workers) for backend in backends]
         if not args.no_celery:
             systems.append(CeleryRedis(tmp))
-        if args.backend == "postgres":
+        if "postgres" in backends:
             systems += [PgQueuer(pg_url, latency=True), PgQueuer(pg_url, latency=False)]
         for round_no in range(args.rounds):
             order = systems if round_no % 2 == 0 else list(reversed(systems))

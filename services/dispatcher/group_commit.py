@@ -61,8 +61,14 @@ class GroupCommit:
 
     def submit(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
         """Queue fn for the next group; the future resolves after its commit."""
+        return self.submit_later(lambda: fn)
+
+    def submit_later(self, make: Callable[[], Callable[[Tx], T]]) -> asyncio.Future[T]:
+        """Like submit, but the function is made (make(), on the event loop)
+        only when its group starts, so it can take everything that piled up
+        until then (the progress lines of a stream)."""
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._queue.append((fn, future))
+        self._queue.append((make, future))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._drain())
         return future
@@ -72,8 +78,8 @@ class GroupCommit:
 
     async def _drain(self) -> None:
         while self._queue:
-            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-            group = [(fn, future) for fn, future in group if not future.cancelled()]
+            taken, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            group = [(make(), future) for make, future in taken if not future.cancelled()]
             while group:
                 functions = [fn for fn, _ in group]
                 try:

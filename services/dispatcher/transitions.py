@@ -16,8 +16,8 @@ the route up (DispatcherCore.transact) and runs the transaction again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,16 +178,30 @@ def assign(tx: Tx, lane: str, limit: int, *, owner: str, session_id: str, lease_
 # --- worker messages --------------------------------------------------------------------
 
 
-def progress(tx: Tx, mission_id: str, *, owner: str, lease_epoch: int, attempt: int, seq: int, message: str,
-             data: dict, now: datetime) -> Effects | None:
-    """Record a progress line of the current attempt; None if the message is stale."""
-    record = tx.get_mission(mission_id)
-    if not owns(record, owner=owner, lease_epoch=lease_epoch, attempt=attempt):
-        return None
+@dataclass(frozen=True)
+class ProgressLine:
+    mission_id: str
+    attempt: int
+    seq: int
+    message: str
+    data: dict
+    received_at: datetime
+
+
+def progress(tx: Tx, lines: Sequence[ProgressLine], *, owner: str, lease_epoch: int) -> Effects:
+    """Record progress lines of one worker stream, in order; lines of an attempt
+    the worker no longer holds are dropped. Each mission is read once."""
     effects = Effects()
-    transition = mission_transition("progress", record.state, record.state)
-    emit(tx, record, transition.event, now, effects, seq=seq, message=message[:4096], run_id=record.run_id,
-         data=data)
+    records: dict[str, MissionRecord | None] = {}
+    for line in lines:
+        if line.mission_id not in records:
+            records[line.mission_id] = tx.get_mission(line.mission_id)
+        record = records[line.mission_id]
+        if not owns(record, owner=owner, lease_epoch=lease_epoch, attempt=line.attempt):
+            continue
+        transition = mission_transition("progress", record.state, record.state)
+        emit(tx, record, transition.event, line.received_at, effects, seq=line.seq, message=line.message[:4096],
+             run_id=record.run_id, data=line.data)
     return effects
 
 

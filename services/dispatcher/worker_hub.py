@@ -39,6 +39,9 @@ class WorkerConnection:
     pump_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pump_again: bool = False
     progress_seq: dict[str, int] = field(default_factory=dict)
+    # Progress lines received and not yet handed to a group commit, and that commit.
+    progress_lines: list = field(default_factory=list)
+    progress_flush: asyncio.Future | None = None
     # (mission_id, attempt) this stream's worker handed back: nothing more from those runs counts.
     handed_back: set[tuple[str, int]] = field(default_factory=set)
     # The lease as last renewed for this stream (hello, then each heartbeat), and when a heartbeat came.

@@ -137,34 +137,39 @@ class WorkerProtocol:
         self._fence(connection, started.lease_epoch)
 
     async def progress(self, connection: WorkerConnection, progress: wc_pb.MissionProgress) -> None:
-        """Queued for the next group commit without waiting for it, so a worker
-        streaming lines is not held to one commit per line. Order still holds:
-        the stream's result commits after its progress lines (group_commit)."""
+        """Lines are collected per stream and written by the next group commit,
+        all that arrived until it starts in one go; the stream is not held until
+        they commit. Order still holds: a result of the stream commits after its
+        earlier lines (group_commit)."""
         self._fence(connection, progress.lease_epoch)
         if (progress.mission_id, progress.attempt) in connection.handed_back:
             return  # a handed-back run's late output
         if progress.seq <= connection.progress_seq.get(progress.mission_id, 0):
             return  # a resend after reconnect: already recorded
         connection.progress_seq[progress.mission_id] = progress.seq
-        now = self.core.clock.now()
         payload = MessageToDict(progress.payload) if progress.HasField("payload") else {}
-        pending = self.core.commits.submit(lambda tx: transitions.progress(
-            tx, progress.mission_id, owner=connection.owner, lease_epoch=connection.lease_epoch,
-            attempt=progress.attempt, seq=progress.seq, message=progress.message, data=payload, now=now))
+        connection.progress_lines.append(transitions.ProgressLine(
+            progress.mission_id, progress.attempt, progress.seq, progress.message, payload, self.core.clock.now()))
+        if connection.progress_flush is None:
+            connection.progress_flush = self.core.commits.submit_later(lambda: self._take_lines(connection))
+            connection.progress_flush.add_done_callback(lambda done: self._lines_committed(connection, done))
 
-        def committed(done) -> None:
-            if done.cancelled():
-                return
-            if done.exception() is not None:
-                # Not stored: end the stream, the worker reconnects and the line is not lost silently.
-                log.warning("progress of %s not stored: %s", progress.mission_id, done.exception(),
-                            extra={"mission_id": progress.mission_id, "vp_id": connection.vp_id})
-                connection.progress_seq.pop(progress.mission_id, None)
-                connection.end(DependencyUnavailable("progress could not be stored; reconnect and resend"))
-            elif done.result() is not None:
-                self.core.apply(done.result())
+    def _take_lines(self, connection: WorkerConnection):
+        lines, connection.progress_lines = connection.progress_lines, []
+        connection.progress_flush = None  # lines from now on go to the next group
+        return lambda tx: transitions.progress(tx, lines, owner=connection.owner, lease_epoch=connection.lease_epoch)
 
-        pending.add_done_callback(committed)
+    def _lines_committed(self, connection: WorkerConnection, done) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            # Not stored: end the stream; the worker reconnects, and the lines are not lost silently.
+            log.warning("progress lines of %s not stored: %s", connection.vp_id, done.exception(),
+                        extra={"vp_id": connection.vp_id})
+            connection.progress_seq.clear()
+            connection.end(DependencyUnavailable("progress could not be stored; reconnect and resend"))
+            return
+        self.core.apply(done.result())
 
     # --- result ---------------------------------------------------------------------------
     async def result(self, connection: WorkerConnection, result: wc_pb.MissionResult) -> None:

@@ -226,16 +226,18 @@ def test_reconcile_worker_adopts_its_runs_and_loses_older_terms(store, clock):
     assert get(store, "m-old").state == M.QUEUED and get(store, "m-old").attempt == 2
 
 
-def test_progress_only_from_the_owner(store, clock):
-    dispatched(store, clock)
-    (running,), _ = assign(store, clock)
-
-    def progress(owner):
-        return store.run(lambda tx: transitions.progress(tx, "m-1", owner=owner, lease_epoch=1, attempt=1, seq=1,
-                                                         message="half", data={}, now=clock.now()))
-
-    assert progress("w-other") is None
-    assert progress("w-1").events and events(store)[-1] == "vp.mission.progress"
+def test_progress_lines_of_the_owner_only_in_order(store, clock):
+    dispatched(store, clock, "m-1")
+    dispatched(store, clock, "m-2")
+    assign(store, clock)
+    lines = [transitions.ProgressLine(mission_id, 1, seq, f"{mission_id} {seq}", {"n": seq}, clock.now())
+             for seq, mission_id in enumerate(["m-1", "m-2", "m-1", "m-gone"], start=1)]
+    assert not store.run(lambda tx: transitions.progress(tx, lines, owner="w-other", lease_epoch=1)).events
+    effects = store.run(lambda tx: transitions.progress(tx, lines, owner="w-1", lease_epoch=1))
+    assert effects.events
+    progress = [e for e in store.read(lambda tx: tx.events_after(0)) if e.event_type == "vp.mission.progress"]
+    assert [(e.mission_id, e.payload["seq"], e.payload["data"]) for e in progress] == [
+        ("m-1", 1, {"n": 1}), ("m-2", 2, {"n": 2}), ("m-1", 3, {"n": 3})]
 
 
 def test_an_illegal_step_raises_and_the_transaction_leaves_nothing(store, clock):
