@@ -11,18 +11,13 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Row, Select, and_, bindparam, cast, func, insert, literal_column, or_, select, update
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import Float, Row, Select, and_, bindparam, cast, func, literal_column, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.errors import IdempotencyConflict, MissionNotFound
 from services.common.states import MissionState
 from services.common.store.records import MissionRecord
-from services.common.store.schema import (
-    IDEMPOTENCY_CONSTRAINT,
-    MISSION_AGENT_INTEGERS,
-    MISSION_AGENT_TEXTS,
-    vp_missions,
-)
+from services.common.store.schema import MISSION_AGENT_INTEGERS, MISSION_AGENT_TEXTS, vp_missions
 from services.common.store.tx_base import TxBase, check_limit, require_set
 from services.common.store.types import UTCDateTime
 
@@ -33,7 +28,8 @@ _FIELDS = tuple(f.name for f in fields(MissionRecord))
 
 # Built once: statement construction, not the database, is most of the cost of
 # a small write, and these run several times per mission.
-_INSERT = insert(t)
+_INSERT_IF_NEW = {postgres: dialect.insert(t).on_conflict_do_nothing().returning(t.c.mission_id)
+                  for postgres, dialect in ((True, postgresql), (False, sqlite))}
 _UPDATE = update(t).where(t.c.mission_id == bindparam("b_mission_id")).values(
     {name: bindparam(name) for name in _FIELDS if name != "mission_id"})
 _GET = select(t).where(t.c.mission_id == bindparam("b_mission_id"))
@@ -65,21 +61,6 @@ def _record(row: Row[Any]) -> MissionRecord:
 
 def _state_values(states: Sequence[MissionState]) -> list[str]:
     return [MissionState(s).value for s in states]
-
-
-def _is_idempotency_violation(error: sa_exc.IntegrityError) -> bool:
-    diag = getattr(error.orig, "diag", None)
-    if diag is not None:  # PostgreSQL names the constraint
-        return getattr(diag, "constraint_name", None) == IDEMPOTENCY_CONSTRAINT
-    # SQLite only says "UNIQUE constraint failed: vp_missions.idempotency_key".
-    return "vp_missions.idempotency_key" in str(error.orig)
-
-
-def _is_mission_id_violation(error: sa_exc.IntegrityError) -> bool:
-    diag = getattr(error.orig, "diag", None)
-    if diag is not None:
-        return getattr(diag, "constraint_name", None) == "pk_vp_missions"
-    return "vp_missions.mission_id" in str(error.orig)
 
 
 @functools.cache
@@ -115,22 +96,20 @@ class MissionQueries(TxBase):
         """Raises IdempotencyConflict if the idempotency key or the mission_id is
         taken; the transaction stays usable (e.g. to load the mission holding it)."""
         self._require_write("insert_mission")
-        values = _values(record)
-        try:
-            # A failed statement aborts a whole PostgreSQL transaction; the
-            # savepoint confines the failure to this insert.
-            with self._conn.begin_nested():
-                self._execute(_INSERT, values)
-        except sa_exc.IntegrityError as error:
-            if _is_idempotency_violation(error):
+        # ON CONFLICT DO NOTHING instead of a savepoint around a failing INSERT:
+        # a taken key is an empty RETURNING, not an error that would abort the
+        # PostgreSQL transaction, and costs no SAVEPOINT/RELEASE round trips.
+        inserted = self._execute(_INSERT_IF_NEW[self._postgres], _values(record)).first()
+        if inserted is not None:
+            return
+        if record.idempotency_key:
+            holder = self.get_mission_by_idempotency_key(record.idempotency_key)
+            if holder is not None:
                 raise IdempotencyConflict(
                     f"idempotency key {record.idempotency_key!r} is already used by another mission",
-                    metadata={"idempotency_key": record.idempotency_key or ""},
-                ) from error
-            if _is_mission_id_violation(error):
-                raise IdempotencyConflict(f"mission {record.mission_id} already exists",
-                                          metadata={"mission_id": record.mission_id}) from error
-            raise
+                    metadata={"idempotency_key": record.idempotency_key})
+        raise IdempotencyConflict(f"mission {record.mission_id} already exists",
+                                  metadata={"mission_id": record.mission_id})
 
     def update_mission(self, record: MissionRecord) -> None:
         """Writes every field; MissionNotFound if the mission has no row."""
