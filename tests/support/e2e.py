@@ -24,7 +24,9 @@ def free_port() -> int:
 class E2EStack:
     db_url: str
     root: Path
-    lease_ttl: float = 2.0
+    # 4 s, not less: the worker trusts its term for TTL minus a margin of at least 1 s,
+    # and a 1 s window lapses under a loaded CI machine, adding a spurious attempt.
+    lease_ttl: float = 4.0
     registry: ServiceProcess | None = None
     dispatcher: ServiceProcess | None = None
     workers: dict[str, ServiceProcess] = field(default_factory=dict)
