@@ -17,13 +17,13 @@ from services.common.errors import DependencyUnavailable, LeaseSuperseded, Sessi
 from services.common.grpc_options import CHANNEL_OPTIONS
 from services.common.security import INSECURE_CHANNEL, ChannelSecurity
 from services.common.timeutil import to_duration
-from services.dispatcher.registry_port import LeaseView, view_of
+from services.dispatcher.registry_port import LeaseFromSession, LeaseView, view_of
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 5.0
 
 
-class RegistryClient:
+class RegistryClient(LeaseFromSession):
     def __init__(self, address: str, cache_ttl_s: float, security: ChannelSecurity = INSECURE_CHANNEL) -> None:
         self.channel = security.aio_channel(address, CHANNEL_OPTIONS)
         self.stub = reg_grpc.SessionRegistryStub(self.channel)
@@ -67,12 +67,6 @@ class RegistryClient:
     def last_known(self) -> dict[str, LeaseView] | None:
         return dict(self._last_good) if self._unreachable else None
 
-    async def lease(self, vp_id: str) -> LeaseView:
-        """Fresh (uncached) view of one lane's lease, for fencing decisions."""
-        try:
-            return view_of(await self.session(vp_id))
-        except SessionNotFound:
-            return view_of(None)
 
     async def renew(self, vp_id: str, owner: str, lease_epoch: int, ttl: timedelta) -> session_pb2.VpSession:
         """Renew with the worker's own TTL, not the registry default."""

@@ -17,13 +17,13 @@ from services.common.clock import Clock
 from services.common.contracts.vp.v1 import session_pb2
 from services.common.errors import DependencyUnavailable, SessionNotFound
 from services.common.store.records import SessionRecord
-from services.dispatcher.registry_port import LeaseView, view_of
+from services.dispatcher.registry_port import LeaseFromSession, LeaseView, view_of
 from services.registry import leases
 from services.registry.session_proto import session_to_proto
 from services.registry.settings import RegistrySettings
 
 
-class InMemoryRegistry:
+class InMemoryRegistry(LeaseFromSession):
     def __init__(self, clock: Clock, settings: RegistrySettings | None = None) -> None:
         self.clock = clock
         self.settings = settings or RegistrySettings()
@@ -61,11 +61,6 @@ class InMemoryRegistry:
     def last_known(self) -> dict[str, LeaseView] | None:
         return dict(self._last_good) if self.down else None
 
-    async def lease(self, vp_id: str) -> LeaseView:
-        try:
-            return view_of(await self.session(vp_id))
-        except SessionNotFound:
-            return view_of(None)
 
     async def renew(self, vp_id: str, owner: str, lease_epoch: int, ttl: timedelta) -> session_pb2.VpSession:
         async with self._lock:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from services.common.contracts.vp.v1 import enums_pb2, session_pb2
+from services.common.errors import SessionNotFound
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,17 @@ def view_of(session: session_pb2.VpSession | None) -> LeaseView:
         and not session.stale and bool(session.lease_owner)
     healthy = live and session.effective_status == enums_pb2.SESSION_STATUS_ACTIVE
     return LeaseView(healthy, session.lease_owner, session.lease_epoch, live)
+
+
+class LeaseFromSession:
+    """Registry.lease for an implementation that has session(): one rule for
+    both, so an unknown lane reads as "no lease" the same way everywhere."""
+
+    async def lease(self, vp_id: str) -> LeaseView:
+        try:
+            return view_of(await self.session(vp_id))  # type: ignore[attr-defined]
+        except SessionNotFound:
+            return view_of(None)
 
 
 class Registry(Protocol):
